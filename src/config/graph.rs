@@ -1,0 +1,468 @@
+//! The builder graph: a repo's specs merged with cybertron's `builder_base`,
+//! named, checked against cybertron, and matched to workers.
+//!
+//! Merge rules (spec/original-model.md, cybertron): `accept` of both must
+//! hold; cybertron's precommands run first and its commands last; deps,
+//! uploads, urls, zips, unzips, schedulers and resources are added, and an
+//! upload or url destination both declare is an error.
+
+use super::reader::{child, index, Problem};
+use super::sandbox::Sandbox;
+use super::spec::{CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec};
+use crate::model::full_name;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A repo's builders and schedulers, ready to schedule and run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    pub repo: String,
+    /// By full name, `<repo>-<builder>`.
+    pub builders: BTreeMap<String, Builder>,
+    /// The repo's own schedulers by full name, and the cybertron schedulers
+    /// its builders use, by their own name.
+    pub schedulers: BTreeMap<String, Scheduler>,
+    /// The repo's user workers.
+    pub workers: BTreeMap<String, Features>,
+    /// sha256 of the config's text and the repo files it imports.
+    pub config_hash: String,
+    /// sha256 of the cybertron it was merged with.
+    pub cybertron_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Builder {
+    pub name: String,
+    pub repo: String,
+    /// The workers it may run on, those for which every accept holds.
+    pub workers: Vec<String>,
+    /// Every accept expression that must hold: builder_base's, then its own.
+    pub accept: Vec<String>,
+    pub steps: Vec<Step>,
+    pub schedulers: Vec<String>,
+    pub resources: Vec<String>,
+    pub deps: Vec<DepSpec>,
+    pub upload: BTreeMap<String, String>,
+    pub zip: Vec<String>,
+    pub unzip: Vec<String>,
+    pub url: BTreeMap<String, String>,
+    /// Builder full name → value expressions choosing which build's results.
+    pub get: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub command: String,
+    /// Seconds without output before the step is killed.
+    pub timeout: u64,
+    pub warnings: Vec<String>,
+    pub suppress_warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scheduler {
+    #[serde(flatten)]
+    pub spec: SchedulerSpec,
+    /// Full names of the builders it starts.
+    pub builders: Vec<String>,
+    /// Declared by cybertron, shared by every repo.
+    pub cybertron: bool,
+}
+
+/// Where a problem lies: in the repo's config or in cybertron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Repo,
+    Cybertron,
+}
+
+/// Builds the graph; problems are pushed with their origin and the graph is
+/// meaningful only when none were.
+pub fn build(
+    sandbox: &Sandbox,
+    repo: &str,
+    spec: &ConstructiconSpec,
+    cybertron: &CybertronSpec,
+    problems: &mut Vec<(Origin, Problem)>,
+) -> Graph {
+    let mut report = |origin: Origin, path: &str, message: String| {
+        problems.push((
+            origin,
+            Problem {
+                path: path.to_string(),
+                message,
+            },
+        ))
+    };
+
+    if spec.builders.len() > sandbox.limits.max_builders {
+        report(
+            Origin::Repo,
+            "builders",
+            format!(
+                "{} builders is more than the {} a repo may define",
+                spec.builders.len(),
+                sandbox.limits.max_builders
+            ),
+        );
+        return empty_graph(repo);
+    }
+
+    // Schedulers: the repo's own, which may not reuse cybertron's names.
+    let mut schedulers: BTreeMap<String, Scheduler> = BTreeMap::new();
+    let mut scheduler_names: HashMap<&str, String> = HashMap::new();
+    for (name, scheduler) in &spec.schedulers {
+        if cybertron.schedulers.contains_key(name) {
+            report(
+                Origin::Repo,
+                &child("schedulers", name),
+                format!("scheduler \"{name}\" is already defined by cybertron; choose another name"),
+            );
+            continue;
+        }
+        let full = full_name(repo, name);
+        scheduler_names.insert(name, full.clone());
+        schedulers.insert(
+            full,
+            Scheduler {
+                spec: scheduler.clone(),
+                builders: Vec::new(),
+                cybertron: false,
+            },
+        );
+    }
+
+    // Workers: cybertron's, and this repo's own.
+    let mut workers: Vec<(&String, &Features)> = cybertron.workers.iter().collect();
+    for (name, features) in &spec.workers {
+        if cybertron.workers.contains_key(name) {
+            report(
+                Origin::Repo,
+                &child("workers", name),
+                format!("worker \"{name}\" is already defined by cybertron"),
+            );
+            continue;
+        }
+        workers.push((name, features));
+    }
+    let worker_features: Vec<(String, rhai::Dynamic)> = workers
+        .iter()
+        .map(|(name, features)| {
+            let value = rhai::serde::to_dynamic(features).unwrap_or(rhai::Dynamic::UNIT);
+            ((*name).clone(), value)
+        })
+        .collect();
+    let mut accepts = AcceptCache::default();
+    let base = &cybertron.builder_base;
+    let base_accept = base.accept.clone().unwrap_or_else(|| "true".into());
+
+    let mut builders = BTreeMap::new();
+    for (short, builder) in &spec.builders {
+        let path = child("builders", short);
+        let name = full_name(repo, short);
+        let own_accept = builder.accept.clone().unwrap_or_else(|| "true".into());
+
+        let mut matched = Vec::new();
+        let mut accept_failed = false;
+        for (worker, features) in &worker_features {
+            let mut holds = true;
+            for (origin, expression, at) in [
+                (Origin::Cybertron, &base_accept, "builder_base.accept".to_string()),
+                (Origin::Repo, &own_accept, child(&path, "accept")),
+            ] {
+                match accepts.eval(sandbox, expression, worker, features) {
+                    Ok(true) => {}
+                    Ok(false) => holds = false,
+                    Err(message) => {
+                        if !accept_failed {
+                            report(origin, &at, message);
+                        }
+                        accept_failed = true;
+                        holds = false;
+                    }
+                }
+                if !holds {
+                    break;
+                }
+            }
+            if holds {
+                matched.push(worker.clone());
+            }
+        }
+        if matched.is_empty() && !accept_failed {
+            let names: Vec<&str> = worker_features.iter().map(|(n, _)| n.as_str()).collect();
+            report(
+                Origin::Repo,
+                &path,
+                format!(
+                    "no worker accepts this builder: accept \"{own_accept}\"{} holds for none of the workers ({})",
+                    if base_accept == "true" { String::new() } else { format!(" and builder_base's \"{base_accept}\"") },
+                    if names.is_empty() { "there are none".to_string() } else { names.join(", ") }
+                ),
+            );
+        }
+
+        let mut steps = Vec::new();
+        let mut push_steps = |label: &str, commands: &[CommandSpec]| {
+            for (i, command) in commands.iter().enumerate() {
+                steps.push(Step {
+                    name: format!("{label} {i}"),
+                    command: command.command.clone(),
+                    timeout: command.timeout,
+                    warnings: command.warnings.clone(),
+                    suppress_warnings: command.suppress_warnings.clone(),
+                });
+            }
+        };
+        push_steps("cybertron precommand", &base.precommands);
+        push_steps("precommand", &builder.precommands);
+        push_steps("command", &builder.commands);
+        push_steps("cybertron command", &base.commands);
+
+        let mut deps = builder.deps.clone();
+        for dep in &base.deps {
+            match deps.iter().find(|d| d.name == dep.name) {
+                Some(own) if own.url == dep.url => {}
+                Some(own) => report(
+                    Origin::Repo,
+                    &child(&path, "deps"),
+                    format!(
+                        "dep \"{}\" ({}) clashes with builder_base's dep of the same folder name ({})",
+                        dep.name, own.url, dep.url
+                    ),
+                ),
+                None => deps.push(dep.clone()),
+            }
+        }
+
+        let mut upload = builder.upload.clone();
+        for (source, destination) in &base.upload {
+            if let Some((own_source, _)) = builder.upload.iter().find(|(_, d)| *d == destination) {
+                report(
+                    Origin::Repo,
+                    &child(&child(&path, "upload"), own_source),
+                    format!("upload destination \"{destination}\" clashes with builder_base's upload of \"{source}\""),
+                );
+            } else if let Some(own_destination) = builder.upload.get(source) {
+                report(
+                    Origin::Repo,
+                    &child(&child(&path, "upload"), source),
+                    format!(
+                        "upload source \"{source}\" (to \"{own_destination}\") clashes with builder_base's upload of it to \"{destination}\""
+                    ),
+                );
+            } else {
+                upload.insert(source.clone(), destination.clone());
+            }
+        }
+        let mut url = builder.url.clone();
+        for (destination, suffix) in &base.url {
+            if builder.url.contains_key(destination) {
+                report(
+                    Origin::Repo,
+                    &child(&child(&path, "url"), destination),
+                    format!("url destination \"{destination}\" clashes with builder_base's url for it"),
+                );
+            } else {
+                url.insert(destination.clone(), suffix.clone());
+            }
+        }
+
+        let mut builder_schedulers = Vec::new();
+        for (origin, list, list_path) in [
+            (Origin::Repo, &builder.schedulers, child(&path, "schedulers")),
+            (Origin::Cybertron, &base.schedulers, "builder_base.schedulers".to_string()),
+        ] {
+            for (i, scheduler) in list.iter().enumerate() {
+                let full = if let Some(full) = scheduler_names.get(scheduler.as_str()) {
+                    full.clone()
+                } else if let Some(shared) = cybertron.schedulers.get(scheduler) {
+                    schedulers.entry(scheduler.clone()).or_insert_with(|| Scheduler {
+                        spec: shared.clone(),
+                        builders: Vec::new(),
+                        cybertron: true,
+                    });
+                    scheduler.clone()
+                } else {
+                    if origin == Origin::Repo {
+                        report(origin, &index(&list_path, i), unknown("scheduler", scheduler, known_schedulers(spec, cybertron)));
+                    }
+                    continue;
+                };
+                if !builder_schedulers.contains(&full) {
+                    if let Some(s) = schedulers.get_mut(&full) {
+                        s.builders.push(name.clone());
+                    }
+                    builder_schedulers.push(full);
+                }
+            }
+        }
+
+        let mut resources = Vec::new();
+        for (i, resource) in builder.resources.iter().chain(&base.resources).enumerate() {
+            if !cybertron.resources.contains(resource) {
+                if i < builder.resources.len() {
+                    report(
+                        Origin::Repo,
+                        &index(&child(&path, "resources"), i),
+                        unknown_resource(resource, &cybertron.resources),
+                    );
+                }
+                continue;
+            }
+            if !resources.contains(resource) {
+                resources.push(resource.clone());
+            }
+        }
+
+        let mut get = BTreeMap::new();
+        for (target, expressions) in &builder.get {
+            let entry_path = child(&child(&path, "get"), target);
+            for (i, expression) in expressions.iter().enumerate() {
+                if let Err(message) = sandbox.compile_expression(expression, &["build"]) {
+                    report(Origin::Repo, &index(&entry_path, i), format!("invalid value expression \"{expression}\": {message}"));
+                }
+            }
+            let target_name = if spec.builders.contains_key(target) { full_name(repo, target) } else { target.clone() };
+            get.insert(target_name, expressions.clone());
+        }
+
+        let zip = union(&builder.zip, &base.zip);
+        let unzip = union(&builder.unzip, &base.unzip);
+        let mut accept = Vec::new();
+        if base_accept != "true" {
+            accept.push(base_accept.clone());
+        }
+        accept.push(own_accept);
+        builders.insert(
+            name.clone(),
+            Builder {
+                name,
+                repo: repo.to_string(),
+                workers: matched,
+                accept,
+                steps,
+                schedulers: builder_schedulers,
+                resources,
+                deps,
+                upload,
+                zip,
+                unzip,
+                url,
+                get,
+            },
+        );
+    }
+
+    Graph {
+        repo: repo.to_string(),
+        builders,
+        schedulers,
+        workers: spec.workers.clone(),
+        config_hash: String::new(),
+        cybertron_hash: String::new(),
+    }
+}
+
+/// Checks cybertron's own consistency: builder_base names only schedulers and
+/// resources cybertron declares, and its accept and get expressions compile.
+pub fn check_cybertron(sandbox: &Sandbox, cybertron: &CybertronSpec, problems: &mut Vec<Problem>) {
+    let base = &cybertron.builder_base;
+    for (i, scheduler) in base.schedulers.iter().enumerate() {
+        if !cybertron.schedulers.contains_key(scheduler) {
+            let known = cybertron.schedulers.keys().cloned().collect();
+            problems.push(Problem {
+                path: index("builder_base.schedulers", i),
+                message: unknown("scheduler", scheduler, known),
+            });
+        }
+    }
+    for (i, resource) in base.resources.iter().enumerate() {
+        if !cybertron.resources.contains(resource) {
+            problems.push(Problem {
+                path: index("builder_base.resources", i),
+                message: unknown_resource(resource, &cybertron.resources),
+            });
+        }
+    }
+    if let Some(accept) = &base.accept {
+        if let Err(message) = sandbox.compile_expression(accept, &["features", "worker"]) {
+            problems.push(Problem {
+                path: "builder_base.accept".into(),
+                message: format!("invalid accept expression: {message}"),
+            });
+        }
+    }
+    if !base.get.is_empty() {
+        problems.push(Problem {
+            path: "builder_base.get".into(),
+            message: "builder_base cannot get results: which builder's results would depend on the repo".into(),
+        });
+    }
+}
+
+fn empty_graph(repo: &str) -> Graph {
+    Graph {
+        repo: repo.to_string(),
+        builders: BTreeMap::new(),
+        schedulers: BTreeMap::new(),
+        workers: BTreeMap::new(),
+        config_hash: String::new(),
+        cybertron_hash: String::new(),
+    }
+}
+
+fn union(own: &[String], base: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    own.iter().chain(base).filter(|s| seen.insert(s.as_str())).cloned().collect()
+}
+
+fn known_schedulers(spec: &ConstructiconSpec, cybertron: &CybertronSpec) -> Vec<String> {
+    spec.schedulers.keys().chain(cybertron.schedulers.keys()).cloned().collect()
+}
+
+fn unknown(what: &str, name: &str, known: Vec<String>) -> String {
+    if known.is_empty() {
+        format!("{what} \"{name}\" does not exist: none are defined")
+    } else {
+        let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
+        format!("{what} \"{name}\" does not exist (defined: {})", known.join(", "))
+    }
+}
+
+fn unknown_resource(name: &str, declared: &[String]) -> String {
+    if declared.is_empty() {
+        format!("resource \"{name}\" is not declared by cybertron, which declares none")
+    } else {
+        let declared: Vec<String> = declared.iter().map(|k| format!("\"{k}\"")).collect();
+        format!("resource \"{name}\" is not declared by cybertron (declared: {})", declared.join(", "))
+    }
+}
+
+/// Accept expressions compiled once each, evaluated per worker with
+/// `features` (the worker's feature map) and `worker` (its name) in scope.
+#[derive(Default)]
+struct AcceptCache {
+    compiled: HashMap<String, Result<rhai::AST, String>>,
+}
+
+impl AcceptCache {
+    fn eval(&mut self, sandbox: &Sandbox, expression: &str, worker: &str, features: &rhai::Dynamic) -> Result<bool, String> {
+        if expression == "true" {
+            return Ok(true);
+        }
+        let compiled = self.compiled.entry(expression.to_string()).or_insert_with(|| {
+            sandbox
+                .compile_expression(expression, &["features", "worker"])
+                .map_err(|message| format!("invalid accept expression \"{expression}\": {message}"))
+        });
+        let compiled = compiled.as_ref().map_err(Clone::clone)?;
+        let value = sandbox
+            .eval_expression(compiled, vec![("features", features.clone()), ("worker", worker.into())])
+            .map_err(|message| format!("accept expression \"{expression}\" failed for worker \"{worker}\": {message}"))?;
+        value.as_bool().map_err(|found| {
+            format!("accept expression \"{expression}\" must give a bool, but gave {found} for worker \"{worker}\"")
+        })
+    }
+}

@@ -1,0 +1,256 @@
+//! Rhai scripts in, builder graph or errors out.
+//!
+//! `cybertron.rhai` (the maintainers') is evaluated once into a [`Cybertron`];
+//! each repo's `constructicon.rhai` is evaluated against it into a [`Graph`].
+//! Both run in the sandbox on a thread of their own, and both report every
+//! error they find, not just the first. This module does no I/O of its own:
+//! it takes script bytes, and a [`SourceLoader`] for the files a repo's script
+//! imports.
+
+pub mod diagnostic;
+pub mod graph;
+pub mod reader;
+pub mod sandbox;
+pub mod spec;
+
+pub use diagnostic::Diagnostic;
+pub use graph::{Builder, Graph, Scheduler, Step};
+pub use sandbox::{FsLoader, Limits, SourceLoader};
+pub use spec::CybertronSpec;
+
+use graph::Origin;
+use reader::{Problem, Reader};
+use sandbox::{on_sandbox_thread, Sandbox};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The name users' scripts are known by in diagnostics when read from a repo.
+pub const CONSTRUCTICON_FILE: &str = "constructicon.rhai";
+/// The display name of the built-in cybertron.
+pub const BUILTIN_CYBERTRON_FILE: &str = "<built-in cybertron>";
+
+/// An evaluated and checked cybertron.
+#[derive(Debug, Clone)]
+pub struct Cybertron {
+    pub spec: CybertronSpec,
+    /// sha256 of the script's text.
+    pub hash: String,
+    pub file: String,
+    pub source: String,
+    /// True for the default used when no cybertron is given.
+    pub builtin: bool,
+}
+
+/// What an evaluation gives: a value when there were no errors, the errors
+/// otherwise, and in both cases the script's `print`/`debug` output and the
+/// source texts the diagnostics refer to.
+#[derive(Debug, Clone)]
+pub struct Evaluation<T> {
+    pub value: Option<T>,
+    pub errors: Vec<Diagnostic>,
+    pub output: Vec<String>,
+    pub sources: BTreeMap<String, String>,
+}
+
+impl<T> Evaluation<T> {
+    fn failed(errors: Vec<Diagnostic>, output: Vec<String>, sources: BTreeMap<String, String>) -> Self {
+        Evaluation {
+            value: None,
+            errors,
+            output,
+            sources,
+        }
+    }
+}
+
+/// A repo's script and how to read the files it imports.
+pub struct RepoInput {
+    /// The repo's name: builders are named `<name>-<builder>`.
+    pub name: String,
+    /// The script's name in diagnostics, e.g. `constructicon.rhai`.
+    pub file: String,
+    pub bytes: Vec<u8>,
+    pub loader: Option<Arc<dyn SourceLoader>>,
+}
+
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes a script, with the place of the first bad byte as the error.
+fn decode(file: &str, bytes: Vec<u8>, limits: &Limits) -> Result<String, Diagnostic> {
+    if bytes.len() > limits.max_source_size {
+        return Err(Diagnostic::at(
+            file,
+            None,
+            None,
+            format!("the script is {} bytes, more than the {} allowed", bytes.len(), limits.max_source_size),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let (line, column) = diagnostic::byte_line_column(e.as_bytes(), offset);
+        Diagnostic::at(file, Some(line), Some(column), "the script is not valid UTF-8")
+    })
+}
+
+/// Runs a script and checks that it assigned a map to `variable`.
+fn run(sandbox: &Sandbox, file: &str, source: &str, variable: &str) -> Result<serde_json::Value, Vec<Diagnostic>> {
+    let value = sandbox.run_script(file, source, variable).map_err(|e| {
+        vec![Diagnostic::at(&e.file, e.line, e.column, e.message)]
+    })?;
+    let assigned_at = diagnostic::locate(source, variable);
+    let complain = |message: String| {
+        let (line, column) = assigned_at.map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        vec![Diagnostic::at(file, line, column, message)]
+    };
+    if value.is_unit() {
+        return Err(complain(format!(
+            "the script must assign a map to `{variable}`, e.g. `{variable} = #{{ ... }};`, but it assigned nothing"
+        )));
+    }
+    if !value.is_map() {
+        return Err(complain(format!(
+            "the script must assign a map to `{variable}`, but it assigned a value of type `{}`",
+            value.type_name()
+        )));
+    }
+    let mut problems = Vec::new();
+    let json = reader::to_json(&value, "", &mut problems);
+    if problems.is_empty() {
+        Ok(json)
+    } else {
+        Err(keyed(file, source, problems))
+    }
+}
+
+fn keyed(file: &str, source: &str, problems: Vec<Problem>) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|p| Diagnostic::keyed(file, source, &p.path, p.message))
+        .collect()
+}
+
+/// Evaluates and checks a cybertron script.
+pub fn evaluate_cybertron(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluation<Cybertron> {
+    let file = file.to_string();
+    let limits = limits.clone();
+    let work_file = file.clone();
+    on_sandbox_thread(move || cybertron_on_thread(&work_file, bytes, &limits))
+        .unwrap_or_else(|e| Evaluation::failed(vec![Diagnostic::at(&file, None, None, e)], Vec::new(), BTreeMap::new()))
+}
+
+fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluation<Cybertron> {
+    let source = match decode(file, bytes, limits) {
+        Ok(source) => source,
+        Err(e) => return Evaluation::failed(vec![e], Vec::new(), BTreeMap::new()),
+    };
+    let sandbox = Sandbox::new(limits, None);
+    sandbox.add_source(file, &source);
+    let finish = |value: Option<Cybertron>, errors: Vec<Diagnostic>| Evaluation {
+        value,
+        errors,
+        output: sandbox.output(),
+        sources: sandbox.sources.lock().map(|s| s.clone()).unwrap_or_default(),
+    };
+    let json = match run(&sandbox, file, &source, "cybertron") {
+        Ok(json) => json,
+        Err(errors) => return finish(None, errors),
+    };
+    let mut reader = Reader::default();
+    let spec = spec::read_cybertron(&mut reader, &json);
+    graph::check_cybertron(&sandbox, &spec, &mut reader.problems);
+    if !reader.problems.is_empty() {
+        return finish(None, keyed(file, &source, reader.problems));
+    }
+    let hash = sha256_hex(&[source.as_bytes()]);
+    finish(
+        Some(Cybertron {
+            spec,
+            hash,
+            file: file.to_string(),
+            source: source.clone(),
+            builtin: false,
+        }),
+        Vec::new(),
+    )
+}
+
+/// The cybertron used when none is given: one worker, `local`, whose only
+/// feature is the running machine's platform.
+pub fn default_cybertron() -> Cybertron {
+    let source = format!(
+        "// The built-in cybertron: one local worker.\ncybertron = #{{ workers: #{{ local: #{{ platform: \"{}\" }} }} }};\n",
+        std::env::consts::OS
+    );
+    let evaluation = evaluate_cybertron(BUILTIN_CYBERTRON_FILE, source.into_bytes(), &Limits::default());
+    match evaluation.value {
+        Some(mut cybertron) => {
+            cybertron.builtin = true;
+            cybertron
+        }
+        // The text above is ours and covered by tests; failing here is a bug.
+        None => panic!("the built-in cybertron does not evaluate: {:?}", evaluation.errors),
+    }
+}
+
+/// Evaluates a repo's script against a cybertron into its builder graph.
+pub fn evaluate_repo(input: RepoInput, cybertron: Arc<Cybertron>, limits: &Limits) -> Evaluation<Graph> {
+    let file = input.file.clone();
+    let limits = limits.clone();
+    on_sandbox_thread(move || repo_on_thread(input, &cybertron, &limits))
+        .unwrap_or_else(|e| Evaluation::failed(vec![Diagnostic::at(&file, None, None, e)], Vec::new(), BTreeMap::new()))
+}
+
+fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> Evaluation<Graph> {
+    let file = input.file.as_str();
+    let source = match decode(file, input.bytes, limits) {
+        Ok(source) => source,
+        Err(e) => return Evaluation::failed(vec![e], Vec::new(), BTreeMap::new()),
+    };
+    let sandbox = Sandbox::new(limits, input.loader);
+    sandbox.add_source(file, &source);
+    let sources = || sandbox.sources.lock().map(|s| s.clone()).unwrap_or_default();
+    let json = match run(&sandbox, file, &source, "constructicon") {
+        Ok(json) => json,
+        Err(errors) => return Evaluation::failed(errors, sandbox.output(), sources()),
+    };
+    let mut reader = Reader::default();
+    let spec = spec::read_constructicon(&mut reader, &json, &input.name);
+    let mut problems: Vec<(Origin, Problem)> = reader.problems.into_iter().map(|p| (Origin::Repo, p)).collect();
+    let mut graph = graph::build(&sandbox, &input.name, &spec, &cybertron.spec, &mut problems);
+
+    let mut all_sources = sources();
+    if !problems.is_empty() {
+        if problems.iter().any(|(origin, _)| *origin == Origin::Cybertron) {
+            all_sources.insert(cybertron.file.clone(), cybertron.source.clone());
+        }
+        let errors = problems
+            .into_iter()
+            .map(|(origin, p)| match origin {
+                Origin::Repo => Diagnostic::keyed(file, &source, &p.path, p.message),
+                Origin::Cybertron => Diagnostic::keyed(&cybertron.file, &cybertron.source, &p.path, p.message),
+            })
+            .collect();
+        return Evaluation::failed(errors, sandbox.output(), all_sources);
+    }
+    let mut parts: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes()];
+    for (name, text) in &all_sources {
+        parts.push(name.as_bytes());
+        parts.push(text.as_bytes());
+    }
+    graph.config_hash = sha256_hex(&parts);
+    graph.cybertron_hash = cybertron.hash.clone();
+    Evaluation {
+        value: Some(graph),
+        errors: Vec::new(),
+        output: sandbox.output(),
+        sources: all_sources,
+    }
+}
