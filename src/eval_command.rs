@@ -109,7 +109,8 @@ pub fn run(args: &EvalArgs) -> ExitCode {
 
 /// The script's name in diagnostics: as the user typed its path.
 fn display_name(target: &Target) -> String {
-    target.script.display().to_string()
+    let shown = target.script.display().to_string();
+    shown.strip_prefix("./").map(str::to_string).unwrap_or(shown)
 }
 
 fn usage(message: &str) -> ExitCode {

@@ -196,8 +196,8 @@ pub fn build(
                 Origin::Repo,
                 &path,
                 format!(
-                    "no worker accepts this builder: accept \"{own_accept}\"{} holds for none of the workers ({})",
-                    if base_accept == "true" { String::new() } else { format!(" and builder_base's \"{base_accept}\"") },
+                    "no worker accepts this builder: accept `{own_accept}`{} holds for none of the workers ({})",
+                    if base_accept == "true" { String::new() } else { format!(" and builder_base's `{base_accept}`") },
                     if names.is_empty() { "there are none".to_string() } else { names.join(", ") }
                 ),
             );
@@ -321,7 +321,7 @@ pub fn build(
             let entry_path = child(&child(&path, "get"), target);
             for (i, expression) in expressions.iter().enumerate() {
                 if let Err(message) = sandbox.compile_expression(expression, &["build"]) {
-                    report(Origin::Repo, &index(&entry_path, i), format!("invalid value expression \"{expression}\": {message}"));
+                    report(Origin::Repo, &index(&entry_path, i), format!("invalid value expression `{expression}`: {message}"));
                 }
             }
             let target_name = if spec.builders.contains_key(target) { full_name(repo, target) } else { target.clone() };
@@ -455,14 +455,14 @@ impl AcceptCache {
         let compiled = self.compiled.entry(expression.to_string()).or_insert_with(|| {
             sandbox
                 .compile_expression(expression, &["features", "worker"])
-                .map_err(|message| format!("invalid accept expression \"{expression}\": {message}"))
+                .map_err(|message| format!("invalid accept expression `{expression}`: {message}"))
         });
         let compiled = compiled.as_ref().map_err(Clone::clone)?;
         let value = sandbox
             .eval_expression(compiled, vec![("features", features.clone()), ("worker", worker.into())])
-            .map_err(|message| format!("accept expression \"{expression}\" failed for worker \"{worker}\": {message}"))?;
+            .map_err(|message| format!("accept expression `{expression}` failed for worker \"{worker}\": {message}"))?;
         value.as_bool().map_err(|found| {
-            format!("accept expression \"{expression}\" must give a bool, but gave {found} for worker \"{worker}\"")
+            format!("accept expression `{expression}` must give a bool, but gave {found} for worker \"{worker}\"")
         })
     }
 }

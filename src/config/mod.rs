@@ -117,8 +117,8 @@ fn run(sandbox: &Sandbox, file: &str, source: &str, variable: &str) -> Result<se
     }
     if !value.is_map() {
         return Err(complain(format!(
-            "the script must assign a map to `{variable}`, but it assigned a value of type `{}`",
-            value.type_name()
+            "the script must assign a map to `{variable}`, but it assigned {}",
+            reader::describe_dynamic(&value)
         )));
     }
     let mut problems = Vec::new();
@@ -131,10 +131,18 @@ fn run(sandbox: &Sandbox, file: &str, source: &str, variable: &str) -> Result<se
 }
 
 fn keyed(file: &str, source: &str, problems: Vec<Problem>) -> Vec<Diagnostic> {
-    problems
+    let mut diagnostics: Vec<Diagnostic> = problems
         .into_iter()
         .map(|p| Diagnostic::keyed(file, source, &p.path, p.message))
-        .collect()
+        .collect();
+    in_reading_order(&mut diagnostics);
+    diagnostics
+}
+
+/// Sorts diagnostics by file and place, those without a place last; the sort
+/// is stable, so errors at one place keep the order they were found in.
+fn in_reading_order(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by_key(|d| (d.file.clone(), d.line.is_none(), d.line, d.column));
 }
 
 /// Evaluates and checks a cybertron script.
@@ -237,7 +245,9 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
                 Origin::Repo => Diagnostic::keyed(file, &source, &p.path, p.message),
                 Origin::Cybertron => Diagnostic::keyed(&cybertron.file, &cybertron.source, &p.path, p.message),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut errors = errors;
+        in_reading_order(&mut errors);
         return Evaluation::failed(errors, sandbox.output(), all_sources);
     }
     let mut parts: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes()];

@@ -48,6 +48,22 @@ pub fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// "an integer", "a function pointer", ... for a script value, in messages.
+pub fn describe_dynamic(value: &Dynamic) -> String {
+    match value.type_name() {
+        "()" => "nothing (`()`)".into(),
+        "i64" | "i32" => "an integer".into(),
+        "f64" | "f32" => "a float".into(),
+        "bool" => "a bool".into(),
+        "char" => "a character".into(),
+        "string" => "a string".into(),
+        "array" => "an array".into(),
+        "map" => "a map".into(),
+        "Fn" => "a function pointer".into(),
+        other => format!("a value of type `{other}`"),
+    }
+}
+
 /// Converts a script value to JSON. Values a config cannot hold (functions,
 /// custom types) are reported and left out.
 pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Value {
@@ -83,8 +99,8 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
         problems.push(Problem {
             path: path.to_string(),
             message: format!(
-                "a config holds strings, numbers, bools, arrays and maps, not a value of type `{}`",
-                value.type_name()
+                "a config holds strings, numbers, bools, arrays and maps, not {}",
+                describe_dynamic(value)
             ),
         });
         Value::Null

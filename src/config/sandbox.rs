@@ -53,17 +53,20 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_operations: 5_000_000,
+            max_operations: 2_000_000,
             max_call_levels: 32,
             max_expr_depth: (64, 32),
-            max_string_size: 1 << 20,
+            // String, array and map limits count totals across a nested value
+            // (all the commands of all builders), so they are generous; memory
+            // is bounded by `max_memory`.
+            max_string_size: 16 << 20,
             max_array_size: 1 << 20,
             max_map_size: 1 << 20,
             max_modules: 64,
             max_variables: 1024,
             max_functions: 1024,
             max_memory: 128 << 20,
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_millis(800),
             max_output_lines: 1000,
             max_source_size: 1 << 20,
             max_builders: 10_000,
@@ -155,7 +158,7 @@ fn stdlib_modules() -> &'static HashMap<&'static str, SharedModule> {
     static MODULES: OnceLock<HashMap<&'static str, SharedModule>> = OnceLock::new();
     MODULES.get_or_init(|| {
         let mut engine = Engine::new_raw();
-        engine.register_global_module(standard_package());
+        engine.register_global_module(standard_package()).set_max_expr_depths(0, 0);
         STDLIB
             .iter()
             .map(|(name, source)| {
@@ -214,10 +217,11 @@ impl Sandbox {
         let deadline = Instant::now() + limits.timeout;
         let memory_base = thread_balance();
         let max_memory = limits.max_memory as isize;
-        engine.on_progress(move |operations| {
-            // Reading the clock costs ~20 ns; every 64 operations keeps the
-            // overshoot of the deadline far below a millisecond.
-            if operations % 64 == 0 && Instant::now() > deadline {
+        engine.on_progress(move |_operations| {
+            // Reading the clock costs ~25 ns, little beside an operation, and a
+            // single operation on a big string can take milliseconds: check
+            // every time.
+            if Instant::now() > deadline {
                 return Some(STOP_TIME.into());
             }
             if thread_balance() - memory_base > max_memory {
@@ -423,7 +427,16 @@ pub fn eval_message(error: &EvalAltResult, limits: &Limits) -> String {
             "function calls nested deeper than the sandbox's {} levels (endless recursion?)",
             limits.max_call_levels
         ),
-        E::ErrorDataTooLarge(what, _) => format!("{what} exceeds the sandbox's limit"),
+        E::ErrorDataTooLarge(what, _) => {
+            let (what, limit) = if what.contains("string") {
+                ("strings", format!("{} bytes", limits.max_string_size))
+            } else if what.contains("array") {
+                ("arrays", format!("{} items", limits.max_array_size))
+            } else {
+                ("maps", format!("{} entries", limits.max_map_size))
+            };
+            format!("a value grew beyond the sandbox's limit on {what} ({limit}, counted across everything a value holds)")
+        }
         E::ErrorTooManyModules(_) => format!("the script imports more than the sandbox's {} modules", limits.max_modules),
         E::ErrorTooManyVariables(_) => format!("the script declares more than the sandbox's {} variables", limits.max_variables),
         E::ErrorRuntime(value, _) => value.to_string(),

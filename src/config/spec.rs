@@ -424,7 +424,8 @@ fn check_regexes(reader: &mut Reader, path: &str, patterns: &[String]) {
 /// The regex crate's errors span several lines with a drawing of the pattern;
 /// a diagnostic wants the last line, which says what is wrong.
 fn one_line(message: &str) -> String {
-    message.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(message).trim().to_string()
+    let last = message.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(message).trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
