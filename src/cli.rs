@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "constructicon", version, about = "A continuous-integration system whose build descriptions are sandboxed Rhai scripts")]
+#[command(
+    name = "constructicon",
+    version,
+    about = "A continuous-integration system whose build descriptions are sandboxed Rhai scripts"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -7,8 +7,8 @@
 
 use crate::cli::EvalArgs;
 use crate::config::{
-    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Cybertron, Diagnostic, Evaluation,
-    FsLoader, Graph, Limits, RepoInput, SourceLoader,
+    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Cybertron, Diagnostic,
+    Evaluation, FsLoader, Graph, Limits, RepoInput, SourceLoader,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -29,27 +29,43 @@ struct Target {
 
 fn resolve_target(args: &EvalArgs) -> Result<Target, String> {
     let path = &args.path;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (script, root) = if meta.is_dir() {
         (path.join(config::CONSTRUCTICON_FILE), path.clone())
     } else {
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         (path.clone(), parent.to_path_buf())
     };
     if !script.is_file() {
-        return Err(format!("{} not found: a repo keeps its build description there", script.display()));
+        return Err(format!(
+            "{} not found: a repo keeps its build description there",
+            script.display()
+        ));
     }
-    let root = root.canonicalize().map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("cannot read {}: {e}", root.display()))?;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => root
             .file_name()
             .and_then(|n| n.to_str())
             .map(str::to_string)
-            .ok_or_else(|| format!("cannot tell the repo's name from {}; pass --name", root.display()))?,
+            .ok_or_else(|| {
+                format!(
+                    "cannot tell the repo's name from {}; pass --name",
+                    root.display()
+                )
+            })?,
     };
     if let Some(why) = crate::model::check_name(&name) {
-        return Err(format!("the repo name \"{name}\" cannot be used: {why}; pass --name"));
+        return Err(format!(
+            "the repo name \"{name}\" cannot be used: {why}; pass --name"
+        ));
     }
     Ok(Target { script, root, name })
 }
@@ -96,7 +112,12 @@ pub fn run(args: &EvalArgs) -> ExitCode {
     );
     match &evaluation.value {
         Some(graph) if args.json => {
-            print_json(&json_report(Some(graph), &[], &evaluation.output, &cybertron));
+            print_json(&json_report(
+                Some(graph),
+                &[],
+                &evaluation.output,
+                &cybertron,
+            ));
             ExitCode::SUCCESS
         }
         Some(graph) => {
@@ -110,7 +131,10 @@ pub fn run(args: &EvalArgs) -> ExitCode {
 /// The script's name in diagnostics: as the user typed its path.
 fn display_name(target: &Target) -> String {
     let shown = target.script.display().to_string();
-    shown.strip_prefix("./").map(str::to_string).unwrap_or(shown)
+    shown
+        .strip_prefix("./")
+        .map(str::to_string)
+        .unwrap_or(shown)
 }
 
 fn usage(message: &str) -> ExitCode {
@@ -118,30 +142,54 @@ fn usage(message: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn report_failure<T>(args: &EvalArgs, evaluation: &Evaluation<T>, cybertron: Option<&Cybertron>) -> ExitCode {
+fn report_failure<T>(
+    args: &EvalArgs,
+    evaluation: &Evaluation<T>,
+    cybertron: Option<&Cybertron>,
+) -> ExitCode {
     if args.json {
-        let mut report = json_report(None, &evaluation.errors, &evaluation.output, cybertron.unwrap_or(&default_cybertron()));
+        let mut report = json_report(
+            None,
+            &evaluation.errors,
+            &evaluation.output,
+            cybertron.unwrap_or(&default_cybertron()),
+        );
         if cybertron.is_none() {
-            report["cybertron"] = json!({"file": args.cybertron.as_ref().map(|p| p.display().to_string())});
+            report["cybertron"] =
+                json!({"file": args.cybertron.as_ref().map(|p| p.display().to_string())});
         }
         print_json(&report);
     } else {
         for line in &evaluation.output {
             eprintln!("output: {line}");
         }
-        eprint!("{}", diagnostic::render(&evaluation.errors, &evaluation.sources));
+        eprint!(
+            "{}",
+            diagnostic::render(&evaluation.errors, &evaluation.sources)
+        );
         let count = evaluation.errors.len();
-        eprintln!("error: {count} {} in config", if count == 1 { "error" } else { "errors" });
+        eprintln!(
+            "error: {count} {} in config",
+            if count == 1 { "error" } else { "errors" }
+        );
     }
     ExitCode::from(EXIT_ERRORS)
 }
 
 fn print_json(value: &serde_json::Value) {
     // Serialising our own JSON value cannot fail.
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
-fn json_report(graph: Option<&Graph>, errors: &[Diagnostic], output: &[String], cybertron: &Cybertron) -> serde_json::Value {
+fn json_report(
+    graph: Option<&Graph>,
+    errors: &[Diagnostic],
+    output: &[String],
+    cybertron: &Cybertron,
+) -> serde_json::Value {
     let empty = serde_json::Map::new();
     json!({
         "repo": graph.map(|g| g.repo.clone()),
@@ -172,7 +220,11 @@ fn features(features: &config::spec::Features) -> String {
     if features.is_empty() {
         return "no features".to_string();
     }
-    features.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    features
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The readable summary of a valid graph.
@@ -182,10 +234,20 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
         let _ = writeln!(
             out,
             "note: no --cybertron given; using the built-in cybertron (worker \"local\": {})",
-            cybertron.spec.workers.get("local").map(features).unwrap_or_default()
+            cybertron
+                .spec
+                .workers
+                .get("local")
+                .map(features)
+                .unwrap_or_default()
         );
     } else {
-        let _ = writeln!(out, "cybertron: {} (sha256 {})", cybertron.file, &cybertron.hash[..12]);
+        let _ = writeln!(
+            out,
+            "cybertron: {} (sha256 {})",
+            cybertron.file,
+            &cybertron.hash[..12]
+        );
     }
     for line in output {
         let _ = writeln!(out, "output: {line}");
@@ -222,7 +284,12 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
             let _ = writeln!(out, "  deps:       {}", deps.join(", "));
         }
         let _ = writeln!(out, "  steps:");
-        let width = builder.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let width = builder
+            .steps
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0);
         for step in &builder.steps {
             let mut extra = Vec::new();
             if step.timeout != config::spec::DEFAULT_TIMEOUT {
@@ -234,7 +301,11 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
             if !step.suppress_warnings.is_empty() {
                 extra.push(format!("suppress {:?}", step.suppress_warnings));
             }
-            let extra = if extra.is_empty() { String::new() } else { format!("   [{}]", extra.join("; ")) };
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!("   [{}]", extra.join("; "))
+            };
             let _ = writeln!(out, "    {:width$}  {}{extra}", step.name, step.command);
         }
         for (source, destination) in &builder.upload {
@@ -248,11 +319,19 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
             if let Some(suffix) = builder.url.get(destination) {
                 notes.push(format!("link {destination}/{suffix}"));
             }
-            let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", notes.join(", "))
+            };
             let _ = writeln!(out, "  upload:     {source} -> {destination}{notes}");
         }
         for (target, expressions) in &builder.get {
-            let _ = writeln!(out, "  get:        results of {target}, the build with the greatest {}", expressions.join(", "));
+            let _ = writeln!(
+                out,
+                "  get:        results of {target}, the build with the greatest {}",
+                expressions.join(", ")
+            );
         }
     }
     if !graph.schedulers.is_empty() {
@@ -287,10 +366,18 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
             } else {
                 format!(
                     ", parameters {}",
-                    parameters.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(" ")
+                    parameters
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 )
             },
-            if scheduler.cybertron { ", from cybertron" } else { "" }
+            if scheduler.cybertron {
+                ", from cybertron"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(out, "    starts: {}", list(&scheduler.builders));
     }

@@ -48,10 +48,22 @@ mod tests {
 
     #[test]
     fn repo_names_come_from_the_last_segment() {
-        assert_eq!(repo_name_from_url("https://example.com/org/hello.git").as_deref(), Some("hello"));
-        assert_eq!(repo_name_from_url("file:///tmp/x/hello/").as_deref(), Some("hello"));
-        assert_eq!(repo_name_from_url("git@example.com:org/dep-lib.git").as_deref(), Some("dep-lib"));
-        assert_eq!(repo_name_from_url("git@example.com:solo.git").as_deref(), Some("solo"));
+        assert_eq!(
+            repo_name_from_url("https://example.com/org/hello.git").as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            repo_name_from_url("file:///tmp/x/hello/").as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            repo_name_from_url("git@example.com:org/dep-lib.git").as_deref(),
+            Some("dep-lib")
+        );
+        assert_eq!(
+            repo_name_from_url("git@example.com:solo.git").as_deref(),
+            Some("solo")
+        );
         assert_eq!(repo_name_from_url("/srv/repos/a"), Some("a".to_string()));
         assert_eq!(repo_name_from_url("https://example.com/.."), None);
         assert_eq!(repo_name_from_url(""), None);

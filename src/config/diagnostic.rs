@@ -26,7 +26,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn at(file: &str, line: Option<usize>, column: Option<usize>, message: impl Into<String>) -> Self {
+    pub fn at(
+        file: &str,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             message: message.into(),
             path: None,
@@ -104,7 +109,11 @@ pub fn render(diagnostics: &[Diagnostic], sources: &BTreeMap<String, String>) ->
 fn caret_width(text: &str, column: usize) -> usize {
     let rest: Vec<char> = text.chars().skip(column - 1).collect();
     match rest.first() {
-        Some('"') => rest.iter().skip(1).position(|&c| c == '"').map_or(1, |end| end + 2),
+        Some('"') => rest
+            .iter()
+            .skip(1)
+            .position(|&c| c == '"')
+            .map_or(1, |end| end + 2),
         Some(_) => rest
             .iter()
             .take_while(|c| c.is_alphanumeric() || **c == '_')
@@ -170,7 +179,9 @@ fn source_keys(chars: &[char]) -> Vec<SourceKey> {
     let mut keys = Vec::new();
     let mut i = 0;
     let next_is_single_colon = |mut j: usize| {
-        while j < chars.len() && (chars[j] == ' ' || chars[j] == '\t' || chars[j] == '\n' || chars[j] == '\r') {
+        while j < chars.len()
+            && (chars[j] == ' ' || chars[j] == '\t' || chars[j] == '\n' || chars[j] == '\r')
+        {
             j += 1;
         }
         j < chars.len() && chars[j] == ':' && chars.get(j + 1) != Some(&':')
@@ -202,7 +213,10 @@ fn source_keys(chars: &[char]) -> Vec<SourceKey> {
             }
             i += 1;
             if c == '"' && next_is_single_colon(i) {
-                keys.push(SourceKey { name, offset: start });
+                keys.push(SourceKey {
+                    name,
+                    offset: start,
+                });
             }
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
@@ -260,8 +274,14 @@ fn line_column(chars: &[char], offset: usize) -> (usize, usize) {
 pub fn byte_line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
     let before = &bytes[..offset.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -282,14 +302,23 @@ constructicon = #{
 
     #[test]
     fn paths_split_into_keys() {
-        assert_eq!(path_keys("builders.basic.commands[1]"), ["builders", "basic", "commands"]);
-        assert_eq!(path_keys(r#"builders["odd.name"].comands"#), ["builders", "odd.name", "comands"]);
+        assert_eq!(
+            path_keys("builders.basic.commands[1]"),
+            ["builders", "basic", "commands"]
+        );
+        assert_eq!(
+            path_keys(r#"builders["odd.name"].comands"#),
+            ["builders", "odd.name", "comands"]
+        );
     }
 
     #[test]
     fn keys_are_found_after_their_parents() {
         assert_eq!(locate(SOURCE, "builders.basic.commands[1]"), Some((5, 13)));
-        assert_eq!(locate(SOURCE, r#"builders["odd.name"].comands"#), Some((7, 24)));
+        assert_eq!(
+            locate(SOURCE, r#"builders["odd.name"].comands"#),
+            Some((7, 24))
+        );
         // A key the script built at run time points at its deepest written parent.
         assert_eq!(locate(SOURCE, "builders.generated7.commands"), Some((3, 5)));
         assert_eq!(locate(SOURCE, "nowhere"), None);
@@ -297,7 +326,12 @@ constructicon = #{
 
     #[test]
     fn render_shows_the_line_and_a_caret() {
-        let diagnostic = Diagnostic::keyed("c.rhai", SOURCE, "builders.basic.commands[1]", "expected a string");
+        let diagnostic = Diagnostic::keyed(
+            "c.rhai",
+            SOURCE,
+            "builders.basic.commands[1]",
+            "expected a string",
+        );
         let sources = BTreeMap::from([("c.rhai".to_string(), SOURCE.to_string())]);
         let text = render(&[diagnostic], &sources);
         assert_eq!(

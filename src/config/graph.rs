@@ -8,7 +8,9 @@
 
 use super::reader::{child, index, Problem};
 use super::sandbox::Sandbox;
-use super::spec::{CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec};
+use super::spec::{
+    CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
+};
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -117,7 +119,9 @@ pub fn build(
             report(
                 Origin::Repo,
                 &child("schedulers", name),
-                format!("scheduler \"{name}\" is already defined by cybertron; choose another name"),
+                format!(
+                    "scheduler \"{name}\" is already defined by cybertron; choose another name"
+                ),
             );
             continue;
         }
@@ -168,7 +172,11 @@ pub fn build(
         for (worker, features) in &worker_features {
             let mut holds = true;
             for (origin, expression, at) in [
-                (Origin::Cybertron, &base_accept, "builder_base.accept".to_string()),
+                (
+                    Origin::Cybertron,
+                    &base_accept,
+                    "builder_base.accept".to_string(),
+                ),
                 (Origin::Repo, &own_accept, child(&path, "accept")),
             ] {
                 match accepts.eval(sandbox, expression, worker, features) {
@@ -262,7 +270,9 @@ pub fn build(
                 report(
                     Origin::Repo,
                     &child(&child(&path, "url"), destination),
-                    format!("url destination \"{destination}\" clashes with builder_base's url for it"),
+                    format!(
+                        "url destination \"{destination}\" clashes with builder_base's url for it"
+                    ),
                 );
             } else {
                 url.insert(destination.clone(), suffix.clone());
@@ -271,22 +281,36 @@ pub fn build(
 
         let mut builder_schedulers = Vec::new();
         for (origin, list, list_path) in [
-            (Origin::Repo, &builder.schedulers, child(&path, "schedulers")),
-            (Origin::Cybertron, &base.schedulers, "builder_base.schedulers".to_string()),
+            (
+                Origin::Repo,
+                &builder.schedulers,
+                child(&path, "schedulers"),
+            ),
+            (
+                Origin::Cybertron,
+                &base.schedulers,
+                "builder_base.schedulers".to_string(),
+            ),
         ] {
             for (i, scheduler) in list.iter().enumerate() {
                 let full = if let Some(full) = scheduler_names.get(scheduler.as_str()) {
                     full.clone()
                 } else if let Some(shared) = cybertron.schedulers.get(scheduler) {
-                    schedulers.entry(scheduler.clone()).or_insert_with(|| Scheduler {
-                        spec: shared.clone(),
-                        builders: Vec::new(),
-                        cybertron: true,
-                    });
+                    schedulers
+                        .entry(scheduler.clone())
+                        .or_insert_with(|| Scheduler {
+                            spec: shared.clone(),
+                            builders: Vec::new(),
+                            cybertron: true,
+                        });
                     scheduler.clone()
                 } else {
                     if origin == Origin::Repo {
-                        report(origin, &index(&list_path, i), unknown("scheduler", scheduler, known_schedulers(spec, cybertron)));
+                        report(
+                            origin,
+                            &index(&list_path, i),
+                            unknown("scheduler", scheduler, known_schedulers(spec, cybertron)),
+                        );
                     }
                     continue;
                 };
@@ -321,10 +345,18 @@ pub fn build(
             let entry_path = child(&child(&path, "get"), target);
             for (i, expression) in expressions.iter().enumerate() {
                 if let Err(message) = sandbox.compile_expression(expression, &["build"]) {
-                    report(Origin::Repo, &index(&entry_path, i), format!("invalid value expression `{expression}`: {message}"));
+                    report(
+                        Origin::Repo,
+                        &index(&entry_path, i),
+                        format!("invalid value expression `{expression}`: {message}"),
+                    );
                 }
             }
-            let target_name = if spec.builders.contains_key(target) { full_name(repo, target) } else { target.clone() };
+            let target_name = if spec.builders.contains_key(target) {
+                full_name(repo, target)
+            } else {
+                target.clone()
+            };
             get.insert(target_name, expressions.clone());
         }
 
@@ -397,7 +429,9 @@ pub fn check_cybertron(sandbox: &Sandbox, cybertron: &CybertronSpec, problems: &
     if !base.get.is_empty() {
         problems.push(Problem {
             path: "builder_base.get".into(),
-            message: "builder_base cannot get results: which builder's results would depend on the repo".into(),
+            message:
+                "builder_base cannot get results: which builder's results would depend on the repo"
+                    .into(),
         });
     }
 }
@@ -415,11 +449,19 @@ fn empty_graph(repo: &str) -> Graph {
 
 fn union(own: &[String], base: &[String]) -> Vec<String> {
     let mut seen = BTreeSet::new();
-    own.iter().chain(base).filter(|s| seen.insert(s.as_str())).cloned().collect()
+    own.iter()
+        .chain(base)
+        .filter(|s| seen.insert(s.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn known_schedulers(spec: &ConstructiconSpec, cybertron: &CybertronSpec) -> Vec<String> {
-    spec.schedulers.keys().chain(cybertron.schedulers.keys()).cloned().collect()
+    spec.schedulers
+        .keys()
+        .chain(cybertron.schedulers.keys())
+        .cloned()
+        .collect()
 }
 
 fn unknown(what: &str, name: &str, known: Vec<String>) -> String {
@@ -427,7 +469,10 @@ fn unknown(what: &str, name: &str, known: Vec<String>) -> String {
         format!("{what} \"{name}\" does not exist: none are defined")
     } else {
         let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
-        format!("{what} \"{name}\" does not exist (defined: {})", known.join(", "))
+        format!(
+            "{what} \"{name}\" does not exist (defined: {})",
+            known.join(", ")
+        )
     }
 }
 
@@ -436,7 +481,10 @@ fn unknown_resource(name: &str, declared: &[String]) -> String {
         format!("resource \"{name}\" is not declared by cybertron, which declares none")
     } else {
         let declared: Vec<String> = declared.iter().map(|k| format!("\"{k}\"")).collect();
-        format!("resource \"{name}\" is not declared by cybertron (declared: {})", declared.join(", "))
+        format!(
+            "resource \"{name}\" is not declared by cybertron (declared: {})",
+            declared.join(", ")
+        )
     }
 }
 
@@ -448,19 +496,37 @@ struct AcceptCache {
 }
 
 impl AcceptCache {
-    fn eval(&mut self, sandbox: &Sandbox, expression: &str, worker: &str, features: &rhai::Dynamic) -> Result<bool, String> {
+    fn eval(
+        &mut self,
+        sandbox: &Sandbox,
+        expression: &str,
+        worker: &str,
+        features: &rhai::Dynamic,
+    ) -> Result<bool, String> {
         if expression == "true" {
             return Ok(true);
         }
-        let compiled = self.compiled.entry(expression.to_string()).or_insert_with(|| {
-            sandbox
-                .compile_expression(expression, &["features", "worker"])
-                .map_err(|message| format!("invalid accept expression `{expression}`: {message}"))
-        });
+        let compiled = self
+            .compiled
+            .entry(expression.to_string())
+            .or_insert_with(|| {
+                sandbox
+                    .compile_expression(expression, &["features", "worker"])
+                    .map_err(|message| {
+                        format!("invalid accept expression `{expression}`: {message}")
+                    })
+            });
         let compiled = compiled.as_ref().map_err(Clone::clone)?;
         let value = sandbox
-            .eval_expression(compiled, vec![("features", features.clone()), ("worker", worker.into())])
-            .map_err(|message| format!("accept expression `{expression}` failed for worker \"{worker}\": {message}"))?;
+            .eval_expression(
+                compiled,
+                vec![("features", features.clone()), ("worker", worker.into())],
+            )
+            .map_err(|message| {
+                format!(
+                    "accept expression `{expression}` failed for worker \"{worker}\": {message}"
+                )
+            })?;
         value.as_bool().map_err(|found| {
             format!("accept expression `{expression}` must give a bool, but gave {found} for worker \"{worker}\"")
         })

@@ -54,7 +54,11 @@ pub struct Evaluation<T> {
 }
 
 impl<T> Evaluation<T> {
-    fn failed(errors: Vec<Diagnostic>, output: Vec<String>, sources: BTreeMap<String, String>) -> Self {
+    fn failed(
+        errors: Vec<Diagnostic>,
+        output: Vec<String>,
+        sources: BTreeMap<String, String>,
+    ) -> Self {
         Evaluation {
             value: None,
             errors,
@@ -80,7 +84,11 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Decodes a script, with the place of the first bad byte as the error.
@@ -90,21 +98,35 @@ fn decode(file: &str, bytes: Vec<u8>, limits: &Limits) -> Result<String, Diagnos
             file,
             None,
             None,
-            format!("the script is {} bytes, more than the {} allowed", bytes.len(), limits.max_source_size),
+            format!(
+                "the script is {} bytes, more than the {} allowed",
+                bytes.len(),
+                limits.max_source_size
+            ),
         ));
     }
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let (line, column) = diagnostic::byte_line_column(e.as_bytes(), offset);
-        Diagnostic::at(file, Some(line), Some(column), "the script is not valid UTF-8")
+        Diagnostic::at(
+            file,
+            Some(line),
+            Some(column),
+            "the script is not valid UTF-8",
+        )
     })
 }
 
 /// Runs a script and checks that it assigned a map to `variable`.
-fn run(sandbox: &Sandbox, file: &str, source: &str, variable: &str) -> Result<serde_json::Value, Vec<Diagnostic>> {
-    let value = sandbox.run_script(file, source, variable).map_err(|e| {
-        vec![Diagnostic::at(&e.file, e.line, e.column, e.message)]
-    })?;
+fn run(
+    sandbox: &Sandbox,
+    file: &str,
+    source: &str,
+    variable: &str,
+) -> Result<serde_json::Value, Vec<Diagnostic>> {
+    let value = sandbox
+        .run_script(file, source, variable)
+        .map_err(|e| vec![Diagnostic::at(&e.file, e.line, e.column, e.message)])?;
     let assigned_at = diagnostic::locate(source, variable);
     let complain = |message: String| {
         let (line, column) = assigned_at.map_or((None, None), |(l, c)| (Some(l), Some(c)));
@@ -150,8 +172,13 @@ pub fn evaluate_cybertron(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evalua
     let file = file.to_string();
     let limits = limits.clone();
     let work_file = file.clone();
-    on_sandbox_thread(move || cybertron_on_thread(&work_file, bytes, &limits))
-        .unwrap_or_else(|e| Evaluation::failed(vec![Diagnostic::at(&file, None, None, e)], Vec::new(), BTreeMap::new()))
+    on_sandbox_thread(move || cybertron_on_thread(&work_file, bytes, &limits)).unwrap_or_else(|e| {
+        Evaluation::failed(
+            vec![Diagnostic::at(&file, None, None, e)],
+            Vec::new(),
+            BTreeMap::new(),
+        )
+    })
 }
 
 fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluation<Cybertron> {
@@ -165,7 +192,11 @@ fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluatio
         value,
         errors,
         output: sandbox.output(),
-        sources: sandbox.sources.lock().map(|s| s.clone()).unwrap_or_default(),
+        sources: sandbox
+            .sources
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default(),
     };
     let json = match run(&sandbox, file, &source, "cybertron") {
         Ok(json) => json,
@@ -197,23 +228,39 @@ pub fn default_cybertron() -> Cybertron {
         "// The built-in cybertron: one local worker.\ncybertron = #{{ workers: #{{ local: #{{ platform: \"{}\" }} }} }};\n",
         std::env::consts::OS
     );
-    let evaluation = evaluate_cybertron(BUILTIN_CYBERTRON_FILE, source.into_bytes(), &Limits::default());
+    let evaluation = evaluate_cybertron(
+        BUILTIN_CYBERTRON_FILE,
+        source.into_bytes(),
+        &Limits::default(),
+    );
     match evaluation.value {
         Some(mut cybertron) => {
             cybertron.builtin = true;
             cybertron
         }
         // The text above is ours and covered by tests; failing here is a bug.
-        None => panic!("the built-in cybertron does not evaluate: {:?}", evaluation.errors),
+        None => panic!(
+            "the built-in cybertron does not evaluate: {:?}",
+            evaluation.errors
+        ),
     }
 }
 
 /// Evaluates a repo's script against a cybertron into its builder graph.
-pub fn evaluate_repo(input: RepoInput, cybertron: Arc<Cybertron>, limits: &Limits) -> Evaluation<Graph> {
+pub fn evaluate_repo(
+    input: RepoInput,
+    cybertron: Arc<Cybertron>,
+    limits: &Limits,
+) -> Evaluation<Graph> {
     let file = input.file.clone();
     let limits = limits.clone();
-    on_sandbox_thread(move || repo_on_thread(input, &cybertron, &limits))
-        .unwrap_or_else(|e| Evaluation::failed(vec![Diagnostic::at(&file, None, None, e)], Vec::new(), BTreeMap::new()))
+    on_sandbox_thread(move || repo_on_thread(input, &cybertron, &limits)).unwrap_or_else(|e| {
+        Evaluation::failed(
+            vec![Diagnostic::at(&file, None, None, e)],
+            Vec::new(),
+            BTreeMap::new(),
+        )
+    })
 }
 
 fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> Evaluation<Graph> {
@@ -224,26 +271,41 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     };
     let sandbox = Sandbox::new(limits, input.loader);
     sandbox.add_source(file, &source);
-    let sources = || sandbox.sources.lock().map(|s| s.clone()).unwrap_or_default();
+    let sources = || {
+        sandbox
+            .sources
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    };
     let json = match run(&sandbox, file, &source, "constructicon") {
         Ok(json) => json,
         Err(errors) => return Evaluation::failed(errors, sandbox.output(), sources()),
     };
     let mut reader = Reader::default();
     let spec = spec::read_constructicon(&mut reader, &json, &input.name);
-    let mut problems: Vec<(Origin, Problem)> = reader.problems.into_iter().map(|p| (Origin::Repo, p)).collect();
+    let mut problems: Vec<(Origin, Problem)> = reader
+        .problems
+        .into_iter()
+        .map(|p| (Origin::Repo, p))
+        .collect();
     let mut graph = graph::build(&sandbox, &input.name, &spec, &cybertron.spec, &mut problems);
 
     let mut all_sources = sources();
     if !problems.is_empty() {
-        if problems.iter().any(|(origin, _)| *origin == Origin::Cybertron) {
+        if problems
+            .iter()
+            .any(|(origin, _)| *origin == Origin::Cybertron)
+        {
             all_sources.insert(cybertron.file.clone(), cybertron.source.clone());
         }
         let errors = problems
             .into_iter()
             .map(|(origin, p)| match origin {
                 Origin::Repo => Diagnostic::keyed(file, &source, &p.path, p.message),
-                Origin::Cybertron => Diagnostic::keyed(&cybertron.file, &cybertron.source, &p.path, p.message),
+                Origin::Cybertron => {
+                    Diagnostic::keyed(&cybertron.file, &cybertron.source, &p.path, p.message)
+                }
             })
             .collect::<Vec<_>>();
         let mut errors = errors;
@@ -262,5 +324,174 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         errors: Vec::new(),
         output: sandbox.output(),
         sources: all_sources,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cybertron(source: &str) -> Arc<Cybertron> {
+        let evaluation = evaluate_cybertron("cybertron.rhai", source.as_bytes().to_vec(), &Limits::default());
+        assert_eq!(evaluation.errors, vec![], "cybertron has errors");
+        Arc::new(evaluation.value.expect("cybertron evaluates"))
+    }
+
+    fn repo(name: &str, source: &str, cybertron: &Arc<Cybertron>) -> Evaluation<Graph> {
+        let input = RepoInput {
+            name: name.into(),
+            file: CONSTRUCTICON_FILE.into(),
+            bytes: source.as_bytes().to_vec(),
+            loader: None,
+        };
+        evaluate_repo(input, cybertron.clone(), &Limits::default())
+    }
+
+    fn messages<T>(evaluation: &Evaluation<T>) -> Vec<String> {
+        evaluation.errors.iter().map(ToString::to_string).collect()
+    }
+
+    const CYBERTRON: &str = r#"
+cybertron = #{
+    workers: #{ big: #{ platform: "linux", memory: 64 }, small: #{ platform: "linux", memory: 1 }, bare: #{} },
+    builder_base: #{
+        accept: `features.memory != () && features.memory > 2`,
+        precommands: ["base pre"],
+        commands: ["base post"],
+        deps: ["https://example.com/tools.git"],
+        upload: #{ "log.txt": "logs/log.txt" },
+        url: #{ "logs/log.txt": "" },
+        schedulers: ["nightly"],
+        resources: ["lab"],
+    },
+    schedulers: #{ nightly: #{ type: "time", hour: 3 } },
+    resources: ["lab", "gpu"],
+};
+"#;
+
+    #[test]
+    fn builder_base_merges_as_the_spec_says() {
+        let cybertron = cybertron(CYBERTRON);
+        let evaluation = repo(
+            "hello",
+            r#"constructicon = #{
+                builders: #{ b: #{
+                    precommands: ["own pre"],
+                    commands: ["one", "two"],
+                    deps: ["https://example.com/lib.git"],
+                    upload: #{ "out": "out" },
+                    schedulers: ["manual"],
+                    resources: ["gpu"],
+                } },
+                schedulers: #{ manual: #{ type: "force" } },
+            };"#,
+            &cybertron,
+        );
+        assert_eq!(messages(&evaluation), Vec::<String>::new());
+        let graph = evaluation.value.expect("graph");
+        let builder = &graph.builders["hello-b"];
+        let steps: Vec<(&str, &str)> = builder.steps.iter().map(|s| (s.name.as_str(), s.command.as_str())).collect();
+        assert_eq!(
+            steps,
+            [
+                ("cybertron precommand 0", "base pre"),
+                ("precommand 0", "own pre"),
+                ("command 0", "one"),
+                ("command 1", "two"),
+                ("cybertron command 0", "base post"),
+            ]
+        );
+        assert_eq!(builder.workers, ["big"], "base accept must hold as well");
+        let deps: Vec<&str> = builder.deps.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(deps, ["lib", "tools"]);
+        assert_eq!(builder.upload.len(), 2);
+        assert_eq!(builder.url.get("logs/log.txt").map(String::as_str), Some(""));
+        assert_eq!(builder.schedulers, ["hello-manual", "nightly"]);
+        assert_eq!(builder.resources, ["gpu", "lab"]);
+        assert_eq!(graph.schedulers["nightly"].builders, ["hello-b"]);
+        assert!(graph.schedulers["nightly"].cybertron);
+        assert_eq!(graph.cybertron_hash, cybertron.hash);
+        assert_eq!(graph.config_hash.len(), 64);
+    }
+
+    #[test]
+    fn clashes_with_builder_base_are_errors() {
+        let cybertron = cybertron(CYBERTRON);
+        let evaluation = repo(
+            "hello",
+            r#"constructicon = #{
+                builders: #{ b: #{
+                    commands: ["x"],
+                    upload: #{ "mine.txt": "logs/log.txt" },
+                    url: #{ "logs/log.txt": "x" },
+                } },
+                schedulers: #{ nightly: #{ type: "force" } },
+            };"#,
+            &cybertron,
+        );
+        assert_eq!(
+            messages(&evaluation),
+            [
+                r#"constructicon.rhai:4:32: builders.b.upload["mine.txt"]: upload destination "logs/log.txt" clashes with builder_base's upload of "log.txt""#,
+                r#"constructicon.rhai:5:29: builders.b.url["logs/log.txt"]: url destination "logs/log.txt" clashes with builder_base's url for it"#,
+                r#"constructicon.rhai:7:32: schedulers.nightly: scheduler "nightly" is already defined by cybertron; choose another name"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn user_workers_serve_only_their_own_repo() {
+        let cybertron = cybertron(r#"cybertron = #{ workers: #{ common: #{ platform: "linux" } } };"#);
+        let source = r#"constructicon = #{
+            builders: #{ mine: #{ accept: `features.owner == "ana"`, commands: ["x"] }, any: #{ commands: ["y"] } },
+            workers: #{ "hello-ana": #{ owner: "ana" } },
+        };"#;
+        let graph = repo("hello", source, &cybertron).value.expect("graph");
+        assert_eq!(graph.builders["hello-mine"].workers, ["hello-ana"]);
+        assert_eq!(graph.builders["hello-any"].workers, ["common", "hello-ana"]);
+        // Another repo does not see hello's worker.
+        let other = repo("other", r#"constructicon = #{ builders: #{ mine: #{ accept: `features.owner == "ana"`, commands: ["x"] } } };"#, &cybertron);
+        assert_eq!(
+            messages(&other),
+            ["constructicon.rhai:1:33: builders.mine: no worker accepts this builder: accept `features.owner == \"ana\"` holds for none of the workers (common)"]
+        );
+    }
+
+    #[test]
+    fn accept_errors_name_the_expression_and_worker() {
+        let cybertron = cybertron(r#"cybertron = #{ workers: #{ w: #{ n: 1 } } };"#);
+        let evaluation = repo("r", r#"constructicon = #{ builders: #{ a: #{ accept: "features.n", commands: ["x"] }, b: #{ accept: "features.n +", commands: ["x"] } } };"#, &cybertron);
+        let messages = messages(&evaluation);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("accept expression `features.n` must give a bool, but gave i64 for worker \"w\""), "{}", messages[0]);
+        assert!(messages[1].contains("invalid accept expression `features.n +`"), "{}", messages[1]);
+    }
+
+    #[test]
+    fn reserved_words_as_keys_get_a_hint() {
+        let evaluation = repo("r", "constructicon = #{ builders: #{ go: #{ commands: [] } } };", &Arc::new(default_cybertron()));
+        assert_eq!(
+            messages(&evaluation),
+            ["constructicon.rhai:1:33: syntax error: 'go' is a reserved keyword; to use it as a map key, quote it: \"go\": ..."]
+        );
+    }
+
+    #[test]
+    fn the_builtin_cybertron_has_one_local_worker() {
+        let cybertron = default_cybertron();
+        assert!(cybertron.builtin);
+        assert_eq!(cybertron.spec.workers.keys().collect::<Vec<_>>(), ["local"]);
+        assert_eq!(cybertron.spec.workers["local"]["platform"], std::env::consts::OS);
+    }
+
+    #[test]
+    fn the_config_hash_follows_the_text() {
+        let cybertron = Arc::new(default_cybertron());
+        let a = repo("r", r#"constructicon = #{ builders: #{ a: #{ commands: ["x"] } } };"#, &cybertron);
+        let b = repo("r", r#"constructicon = #{ builders: #{ a: #{ commands: ["x"] } } };"#, &cybertron);
+        let c = repo("r", r#"constructicon = #{ builders: #{ a: #{ commands: ["y"] } } };"#, &cybertron);
+        let hash = |e: &Evaluation<Graph>| e.value.as_ref().expect("graph").config_hash.clone();
+        assert_eq!(hash(&a), hash(&b));
+        assert_ne!(hash(&a), hash(&c));
     }
 }

@@ -22,7 +22,9 @@ pub struct Problem {
 /// is not an identifier.
 pub fn child(parent: &str, key: &str) -> String {
     let plain = !key.is_empty()
-        && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
         && !key.starts_with(|c: char| c.is_ascii_digit());
     match (parent.is_empty(), plain) {
         (true, true) => key.to_string(),
@@ -161,12 +163,19 @@ impl Reader {
     }
 
     /// Opens a map whose keys must all be among `allowed`.
-    pub fn fields<'v>(&mut self, value: &'v Value, path: &str, allowed: &[&str]) -> Option<Fields<'v>> {
+    pub fn fields<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'v>> {
         let map = self.map(value, path)?;
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
                 let message = match closest(key, allowed) {
-                    Some(near) => format!("unused configuration key \"{key}\" (did you mean \"{near}\"?)"),
+                    Some(near) => {
+                        format!("unused configuration key \"{key}\" (did you mean \"{near}\"?)")
+                    }
                     None => format!("unused configuration key \"{key}\""),
                 };
                 self.problem(&child(path, key), message);
@@ -217,7 +226,10 @@ impl Reader {
         match value.as_i64() {
             Some(n) if n >= min as i64 && n as u64 <= max => Some(n as u64),
             Some(n) => {
-                self.problem(path, format!("{n} is out of range: expected {min} to {max}"));
+                self.problem(
+                    path,
+                    format!("{n} is out of range: expected {min} to {max}"),
+                );
                 None
             }
             None => {
@@ -277,7 +289,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
         }
         previous = current;
     }
@@ -294,7 +310,10 @@ mod tests {
         assert_eq!(child("", "builders"), "builders");
         assert_eq!(child("builders", "basic-2"), "builders.basic-2");
         assert_eq!(child("builders", "a.b"), "builders[\"a.b\"]");
-        assert_eq!(child("resources", "cpap machine"), "resources[\"cpap machine\"]");
+        assert_eq!(
+            child("resources", "cpap machine"),
+            "resources[\"cpap machine\"]"
+        );
     }
 
     #[test]
@@ -307,7 +326,8 @@ mod tests {
             vec![
                 Problem {
                     path: "builders.basic.comands".into(),
-                    message: "unused configuration key \"comands\" (did you mean \"commands\"?)".into()
+                    message: "unused configuration key \"comands\" (did you mean \"commands\"?)"
+                        .into()
                 },
                 Problem {
                     path: "builders.basic.zzz".into(),
@@ -323,7 +343,11 @@ mod tests {
         assert_eq!(reader.strings(&json!(["a", 1, "b"]), "x"), ["a", "b"]);
         assert_eq!(reader.integer(&json!(0), "t", 1, 10), None);
         assert_eq!(reader.integer(&json!("5"), "u", 1, 10), None);
-        let messages: Vec<_> = reader.problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+        let messages: Vec<_> = reader
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
         assert_eq!(
             messages,
             [

@@ -79,7 +79,9 @@ impl Default for Limits {
 const SANDBOX_STACK: usize = 64 << 20;
 
 /// Runs `work` on a fresh thread with a big stack, turning a panic into an error.
-pub fn on_sandbox_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+pub fn on_sandbox_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
     let handle = std::thread::Builder::new()
         .name("sandbox".into())
         .stack_size(SANDBOX_STACK)
@@ -124,7 +126,9 @@ impl SourceLoader for FsLoader {
             return Err("must be a path inside the repo, without \"..\" or a leading \"/\"".into());
         }
         let full = self.root.join(path);
-        let real = full.canonicalize().map_err(|e| format!("cannot open: {e}"))?;
+        let real = full
+            .canonicalize()
+            .map_err(|e| format!("cannot open: {e}"))?;
         if !real.starts_with(&self.root) {
             return Err("leads outside the repo through a symlink".into());
         }
@@ -149,7 +153,9 @@ pub const STDLIB: &[(&str, &str)] = &[
 
 fn standard_package() -> SharedModule {
     static PACKAGE: OnceLock<SharedModule> = OnceLock::new();
-    PACKAGE.get_or_init(|| StandardPackage::new().as_shared_module()).clone()
+    PACKAGE
+        .get_or_init(|| StandardPackage::new().as_shared_module())
+        .clone()
 }
 
 /// The stdlib compiled once per process. The modules are our own code, so
@@ -158,7 +164,9 @@ fn stdlib_modules() -> &'static HashMap<&'static str, SharedModule> {
     static MODULES: OnceLock<HashMap<&'static str, SharedModule>> = OnceLock::new();
     MODULES.get_or_init(|| {
         let mut engine = Engine::new_raw();
-        engine.register_global_module(standard_package()).set_max_expr_depths(0, 0);
+        engine
+            .register_global_module(standard_package())
+            .set_max_expr_depths(0, 0);
         STDLIB
             .iter()
             .map(|(name, source)| {
@@ -272,7 +280,12 @@ impl Sandbox {
 
     /// Compiles and runs a script with `variable` pre-declared as `()`, and
     /// returns what the script assigned to it.
-    pub fn run_script(&self, file: &str, source: &str, variable: &str) -> Result<Dynamic, ScriptError> {
+    pub fn run_script(
+        &self,
+        file: &str,
+        source: &str,
+        variable: &str,
+    ) -> Result<Dynamic, ScriptError> {
         let mut scope = Scope::new();
         scope.push(variable, Dynamic::UNIT);
         let mut ast = self
@@ -283,7 +296,9 @@ impl Sandbox {
         self.engine
             .run_ast_with_scope(&mut scope, &ast)
             .map_err(|e| ScriptError::from_eval(file, *e, &self.limits))?;
-        Ok(scope.get_value::<Dynamic>(variable).unwrap_or(Dynamic::UNIT))
+        Ok(scope
+            .get_value::<Dynamic>(variable)
+            .unwrap_or(Dynamic::UNIT))
     }
 
     /// Compiles an expression (an `accept` or a `get` value) with the given
@@ -299,7 +314,11 @@ impl Sandbox {
     }
 
     /// Evaluates a compiled expression with the given variables.
-    pub fn eval_expression(&self, ast: &AST, variables: Vec<(&str, Dynamic)>) -> Result<Dynamic, String> {
+    pub fn eval_expression(
+        &self,
+        ast: &AST,
+        variables: Vec<(&str, Dynamic)>,
+    ) -> Result<Dynamic, String> {
         let mut scope = Scope::new();
         for (name, value) in variables {
             scope.push(name, value);
@@ -312,7 +331,9 @@ impl Sandbox {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data behind; keep going.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn push_output(output: &Mutex<Output>, max_lines: usize, line: String) {
@@ -382,7 +403,9 @@ fn innermost_place(error: &EvalAltResult) -> (Option<String>, Position) {
             }
         }
         // A module that does not parse: the resolver names it by its file.
-        EvalAltResult::ErrorInModule(file, inner, _) if matches!(**inner, EvalAltResult::ErrorParsing(..)) => {
+        EvalAltResult::ErrorInModule(file, inner, _)
+            if matches!(**inner, EvalAltResult::ErrorParsing(..)) =>
+        {
             (Some(file.clone()), inner.position())
         }
         EvalAltResult::ErrorInModule(_, inner, position) => {
@@ -402,6 +425,7 @@ fn parse_message(error: &ParseError) -> String {
     use rhai::ParseErrorType as P;
     match error.err_type() {
         P::ExprTooDeep => "expressions are nested too deeply for the sandbox".to_string(),
+        P::Reserved(word) => format!("'{word}' is a reserved keyword; to use it as a map key, quote it: \"{word}\": ..."),
         other => other.to_string(),
     }
 }
@@ -437,21 +461,33 @@ pub fn eval_message(error: &EvalAltResult, limits: &Limits) -> String {
             };
             format!("a value grew beyond the sandbox's limit on {what} ({limit}, counted across everything a value holds)")
         }
-        E::ErrorTooManyModules(_) => format!("the script imports more than the sandbox's {} modules", limits.max_modules),
-        E::ErrorTooManyVariables(_) => format!("the script declares more than the sandbox's {} variables", limits.max_variables),
+        E::ErrorTooManyModules(_) => format!(
+            "the script imports more than the sandbox's {} modules",
+            limits.max_modules
+        ),
+        E::ErrorTooManyVariables(_) => format!(
+            "the script declares more than the sandbox's {} variables",
+            limits.max_variables
+        ),
         E::ErrorRuntime(value, _) => value.to_string(),
         E::ErrorParsing(error, _) => format!("syntax error: {error}"),
-        E::ErrorInFunctionCall(name, _, inner, _) if name.starts_with("anon$") => eval_message(inner, limits),
-        E::ErrorInFunctionCall(name, _, inner, _) => format!("in function {name}: {}", eval_message(inner, limits)),
+        E::ErrorInFunctionCall(name, _, inner, _) if name.starts_with("anon$") => {
+            eval_message(inner, limits)
+        }
+        E::ErrorInFunctionCall(name, _, inner, _) => {
+            format!("in function {name}: {}", eval_message(inner, limits))
+        }
         E::ErrorInModule(name, inner, _) => match inner.as_ref() {
             // The resolver's own refusals already name the module.
             E::ErrorRuntime(..) | E::ErrorModuleNotFound(..) => eval_message(inner, limits),
             inner => format!("in module \"{name}\": {}", eval_message(inner, limits)),
         },
-        E::ErrorModuleNotFound(name, _) => format!(
+        E::ErrorModuleNotFound(name, _) => {
+            format!(
             "module \"{name}\" not found: import a stdlib module ({}) or a file inside the repo",
             STDLIB.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
-        ),
+        )
+        }
         other => {
             let text = other.to_string();
             let suffix = format!(" ({})", other.position());
@@ -499,7 +535,11 @@ impl ModuleResolver for Resolver {
             // A bare name that is not a stdlib module.
             return Err(EvalAltResult::ErrorModuleNotFound(path.to_string(), position).into());
         }
-        let file = if path.ends_with(".rhai") { path.to_string() } else { format!("{path}.rhai") };
+        let file = if path.ends_with(".rhai") {
+            path.to_string()
+        } else {
+            format!("{path}.rhai")
+        };
         if let Some(why) = super::spec::unsafe_relative_path(&file) {
             return Err(refuse(format!("cannot import \"{path}\": the path {why}")));
         }
@@ -507,14 +547,19 @@ impl ModuleResolver for Resolver {
             return Ok(module.clone());
         }
         if lock(&self.loading).contains(&file) {
-            return Err(refuse(format!("cannot import \"{path}\": it imports itself (an import cycle)")));
+            return Err(refuse(format!(
+                "cannot import \"{path}\": it imports itself (an import cycle)"
+            )));
         }
         let bytes = loader
             .load(&file)
             .map_err(|why| refuse(format!("cannot import \"{path}\": the file {why}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {
-            let (line, column) = super::diagnostic::byte_line_column(e.as_bytes(), e.utf8_error().valid_up_to());
-            refuse(format!("cannot import \"{path}\": invalid UTF-8 at {file}:{line}:{column}"))
+            let (line, column) =
+                super::diagnostic::byte_line_column(e.as_bytes(), e.utf8_error().valid_up_to());
+            refuse(format!(
+                "cannot import \"{path}\": invalid UTF-8 at {file}:{line}:{column}"
+            ))
         })?;
         lock(&self.sources).insert(file.clone(), text.clone());
         let mut ast = engine.compile(&text).map_err(|e| {

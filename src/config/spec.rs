@@ -195,18 +195,26 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         for (i, name) in resources.iter().enumerate() {
             check_declared_name(reader, &index("resources", i), "resource", name);
             if resources[..i].contains(name) {
-                reader.problem(&index("resources", i), format!("resource \"{name}\" is declared twice"));
+                reader.problem(
+                    &index("resources", i),
+                    format!("resource \"{name}\" is declared twice"),
+                );
             }
         }
         spec.resources = resources;
     }
     if let Some(horizon) = top.get("horizon") {
-        spec.horizon = reader.integer(horizon, "horizon", 1, 1_000_000).unwrap_or(DEFAULT_HORIZON);
+        spec.horizon = reader
+            .integer(horizon, "horizon", 1, 1_000_000)
+            .unwrap_or(DEFAULT_HORIZON);
     }
     if let Some(listen) = top.get("listen") {
         if let Some(listen) = reader.string(listen, "listen") {
             if listen.parse::<std::net::SocketAddr>().is_err() {
-                reader.problem("listen", format!("\"{listen}\" is not an address and port like \"0.0.0.0:9120\""));
+                reader.problem(
+                    "listen",
+                    format!("\"{listen}\" is not an address and port like \"0.0.0.0:9120\""),
+                );
             }
             spec.listen = Some(listen);
         }
@@ -221,7 +229,10 @@ fn check_declared_name(reader: &mut Reader, path: &str, what: &str, name: &str) 
     if let Some(why) = check_name(name) {
         reader.problem(
             path,
-            format!("{what} name \"{}\" cannot be used as a folder name or URL segment: {why}", name.escape_debug()),
+            format!(
+                "{what} name \"{}\" cannot be used as a folder name or URL segment: {why}",
+                name.escape_debug()
+            ),
         );
     }
 }
@@ -241,7 +252,10 @@ fn read_workers(reader: &mut Reader, value: &Value, path: &str) -> BTreeMap<Stri
             if matches!(feature, Value::Array(_) | Value::Object(_)) {
                 reader.problem(
                     &child(&worker_path, key),
-                    format!("expected a string, number or bool, found {}", super::reader::describe(feature)),
+                    format!(
+                        "expected a string, number or bool, found {}",
+                        super::reader::describe(feature)
+                    ),
                 );
             }
         }
@@ -251,7 +265,12 @@ fn read_workers(reader: &mut Reader, value: &Value, path: &str) -> BTreeMap<Stri
 }
 
 /// Reads a builder spec; `commands` is required except in `builder_base`.
-pub fn read_builder(reader: &mut Reader, value: &Value, path: &str, require_commands: bool) -> Option<BuilderSpec> {
+pub fn read_builder(
+    reader: &mut Reader,
+    value: &Value,
+    path: &str,
+    require_commands: bool,
+) -> Option<BuilderSpec> {
     let fields = reader.fields(value, path, BUILDER_KEYS)?;
     let mut builder = BuilderSpec::default();
     if let Some(accept) = fields.get("accept") {
@@ -264,7 +283,9 @@ pub fn read_builder(reader: &mut Reader, value: &Value, path: &str, require_comm
         builder.precommands = read_commands(reader, pre, &fields.path_of("precommands"));
     }
     match fields.get("commands") {
-        Some(commands) => builder.commands = read_commands(reader, commands, &fields.path_of("commands")),
+        Some(commands) => {
+            builder.commands = read_commands(reader, commands, &fields.path_of("commands"))
+        }
         None if require_commands => reader.problem(path, "missing required key \"commands\""),
         None => {}
     }
@@ -282,7 +303,10 @@ pub fn read_builder(reader: &mut Reader, value: &Value, path: &str, require_comm
                 let entry_path = child(&path, name);
                 let expressions = reader.strings(values, &entry_path);
                 if expressions.is_empty() && values.is_array() {
-                    reader.problem(&entry_path, "expected at least one value expression, e.g. \"build.number\"");
+                    reader.problem(
+                        &entry_path,
+                        "expected at least one value expression, e.g. \"build.number\"",
+                    );
                 }
                 builder.get.insert(name.clone(), expressions);
             }
@@ -301,7 +325,10 @@ fn read_artifacts(reader: &mut Reader, fields: &Fields<'_>, builder: &mut Builde
                 reader.problem(&entry, format!("upload source \"{source}\" {why}"));
             }
             if let Some(why) = unsafe_relative_path(&destination) {
-                reader.problem(&entry, format!("upload destination \"{destination}\" {why}"));
+                reader.problem(
+                    &entry,
+                    format!("upload destination \"{destination}\" {why}"),
+                );
             }
             if let Some((other, _)) = builder.upload.iter().find(|(_, d)| **d == destination) {
                 reader.problem(
@@ -317,7 +344,10 @@ fn read_artifacts(reader: &mut Reader, fields: &Fields<'_>, builder: &mut Builde
         builder.zip = reader.strings(zip, &path);
         for (i, source) in builder.zip.iter().enumerate() {
             if !builder.upload.contains_key(source) {
-                reader.problem(&index(&path, i), format!("\"{source}\" is zipped but is not an upload source"));
+                reader.problem(
+                    &index(&path, i),
+                    format!("\"{source}\" is zipped but is not an upload source"),
+                );
             }
         }
     }
@@ -379,11 +409,16 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
                 timeout: DEFAULT_TIMEOUT,
             }),
             Value::Object(map) if map.contains_key("command") => {
-                let Some(fields) = reader.fields(item, &path, &["command", "warnings", "suppress_warnings", "timeout"])
-                else {
+                let Some(fields) = reader.fields(
+                    item,
+                    &path,
+                    &["command", "warnings", "suppress_warnings", "timeout"],
+                ) else {
                     continue;
                 };
-                let command = fields.get("command").and_then(|c| reader.string(c, &fields.path_of("command")));
+                let command = fields
+                    .get("command")
+                    .and_then(|c| reader.string(c, &fields.path_of("command")));
                 let warnings = match fields.get("warnings") {
                     Some(w) => reader.strings(w, &fields.path_of("warnings")),
                     None => vec![DEFAULT_WARNING.to_string()],
@@ -393,7 +428,11 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
                     None => Vec::new(),
                 };
                 check_regexes(reader, &fields.path_of("warnings"), &warnings);
-                check_regexes(reader, &fields.path_of("suppress_warnings"), &suppress_warnings);
+                check_regexes(
+                    reader,
+                    &fields.path_of("suppress_warnings"),
+                    &suppress_warnings,
+                );
                 let timeout = match fields.get("timeout") {
                     Some(t) => reader.integer(t, &fields.path_of("timeout"), 1, MAX_TIMEOUT),
                     None => Some(DEFAULT_TIMEOUT),
@@ -416,7 +455,10 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
 fn check_regexes(reader: &mut Reader, path: &str, patterns: &[String]) {
     for (i, pattern) in patterns.iter().enumerate() {
         if let Err(e) = regex::Regex::new(pattern) {
-            reader.problem(&index(path, i), format!("invalid regex \"{pattern}\": {}", one_line(&e.to_string())));
+            reader.problem(
+                &index(path, i),
+                format!("invalid regex \"{pattern}\": {}", one_line(&e.to_string())),
+            );
         }
     }
 }
@@ -424,7 +466,12 @@ fn check_regexes(reader: &mut Reader, path: &str, patterns: &[String]) {
 /// The regex crate's errors span several lines with a drawing of the pattern;
 /// a diagnostic wants the last line, which says what is wrong.
 fn one_line(message: &str) -> String {
-    let last = message.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(message).trim();
+    let last = message
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(message)
+        .trim();
     last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
@@ -438,7 +485,8 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
         let dep = match item {
             Value::String(url) => Some((url.clone(), None, None)),
             Value::Object(_) => {
-                let Some(fields) = reader.fields(item, &path, &["url", "revision", "builder"]) else {
+                let Some(fields) = reader.fields(item, &path, &["url", "revision", "builder"])
+                else {
                     continue;
                 };
                 let url = match fields.get("url") {
@@ -448,8 +496,12 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
                         None
                     }
                 };
-                let revision = fields.get("revision").and_then(|r| reader.string(r, &fields.path_of("revision")));
-                let builder = fields.get("builder").and_then(|b| reader.string(b, &fields.path_of("builder")));
+                let revision = fields
+                    .get("revision")
+                    .and_then(|r| reader.string(r, &fields.path_of("revision")));
+                let builder = fields
+                    .get("builder")
+                    .and_then(|b| reader.string(b, &fields.path_of("builder")));
                 url.map(|url| (url, revision, builder))
             }
             other => {
@@ -463,9 +515,14 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
                 None
             }
         };
-        let Some((url, revision, builder)) = dep else { continue };
+        let Some((url, revision, builder)) = dep else {
+            continue;
+        };
         let Some(name) = crate::model::repo_name_from_url(&url) else {
-            reader.problem(&path, format!("cannot derive a folder name from dep URL \"{url}\""));
+            reader.problem(
+                &path,
+                format!("cannot derive a folder name from dep URL \"{url}\""),
+            );
             continue;
         };
         if deps.iter().any(|d| d.name == name) {
@@ -482,7 +539,11 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
     deps
 }
 
-fn read_schedulers(reader: &mut Reader, value: &Value, path: &str) -> BTreeMap<String, SchedulerSpec> {
+fn read_schedulers(
+    reader: &mut Reader,
+    value: &Value,
+    path: &str,
+) -> BTreeMap<String, SchedulerSpec> {
     let mut schedulers = BTreeMap::new();
     let Some(map) = reader.map(value, path) else {
         return schedulers;
@@ -502,13 +563,24 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
     let kind = match map.get("type") {
         Some(kind) => reader.string(kind, &child(path, "type"))?,
         None => {
-            reader.problem(path, "missing required key \"type\" (\"force\", \"time\" or \"commit\")");
+            reader.problem(
+                path,
+                "missing required key \"type\" (\"force\", \"time\" or \"commit\")",
+            );
             return None;
         }
     };
     let allowed: &[&str] = match kind.as_str() {
         "force" => &["type", "parameters"],
-        "time" => &["type", "parameters", "month", "day_of_month", "day_of_week", "hour", "minute"],
+        "time" => &[
+            "type",
+            "parameters",
+            "month",
+            "day_of_month",
+            "day_of_week",
+            "hour",
+            "minute",
+        ],
         "commit" => &["type", "parameters", "branch_regex", "branches"],
         other => {
             reader.problem(
@@ -567,12 +639,20 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
             if let Err(e) = regex::Regex::new(&branch_regex) {
                 reader.problem(
                     &fields.path_of("branch_regex"),
-                    format!("invalid regex \"{branch_regex}\": {}", one_line(&e.to_string())),
+                    format!(
+                        "invalid regex \"{branch_regex}\": {}",
+                        one_line(&e.to_string())
+                    ),
                 );
             }
             let branches = fields
                 .get("branches")
-                .map(|b| reader.string_map(b, &fields.path_of("branches")).into_iter().collect())
+                .map(|b| {
+                    reader
+                        .string_map(b, &fields.path_of("branches"))
+                        .into_iter()
+                        .collect()
+                })
                 .unwrap_or_default();
             SchedulerSpec::Commit {
                 parameters,
@@ -600,7 +680,9 @@ pub fn check_time_field(key: &str, text: &str) -> Result<(), String> {
         "month" => ("1-12", 3),
         _ => ("0-6, 0 being Sunday", 4),
     };
-    let valid_chars = text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/'));
+    let valid_chars = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/'));
     let mut parts = ["*"; 5];
     parts[slot] = text;
     if !text.is_empty() && valid_chars && croner::Cron::from_str(&parts.join(" ")).is_ok() {
@@ -630,7 +712,14 @@ mod tests {
         ] {
             assert_eq!(check_time_field(key, text), Ok(()), "{key} {text}");
         }
-        for (key, text) in [("minute", "60"), ("hour", "24"), ("month", "13"), ("day_of_month", "0"), ("hour", "a b"), ("minute", "")] {
+        for (key, text) in [
+            ("minute", "60"),
+            ("hour", "24"),
+            ("month", "13"),
+            ("day_of_month", "0"),
+            ("hour", "a b"),
+            ("minute", ""),
+        ] {
             assert!(check_time_field(key, text).is_err(), "{key} {text}");
         }
     }
@@ -638,9 +727,21 @@ mod tests {
     #[test]
     fn relative_paths_stay_inside() {
         assert_eq!(unsafe_relative_path("out/report.txt"), None);
-        assert_eq!(unsafe_relative_path("../x"), Some("must not contain \"..\""));
-        assert_eq!(unsafe_relative_path("a/../../x"), Some("must not contain \"..\""));
-        assert_eq!(unsafe_relative_path("/etc/passwd"), Some("must be a relative path, not an absolute one"));
-        assert_eq!(unsafe_relative_path("C:\\x"), Some("must be a relative path, not an absolute one"));
+        assert_eq!(
+            unsafe_relative_path("../x"),
+            Some("must not contain \"..\"")
+        );
+        assert_eq!(
+            unsafe_relative_path("a/../../x"),
+            Some("must not contain \"..\"")
+        );
+        assert_eq!(
+            unsafe_relative_path("/etc/passwd"),
+            Some("must be a relative path, not an absolute one")
+        );
+        assert_eq!(
+            unsafe_relative_path("C:\\x"),
+            Some("must be a relative path, not an absolute one")
+        );
     }
 }
