@@ -378,47 +378,67 @@ impl ScriptError {
     fn from_eval(file: &str, error: EvalAltResult, limits: &Limits) -> ScriptError {
         // Errors inside an imported module or a function point into that
         // module's file; errors of the script itself into the script.
-        let (source, position) = innermost_place(&error);
+        let (source, position, raised_in_stdlib) = error_place(&error);
+        let mut message = eval_message(&error, limits);
+        if let Some(place) = raised_in_stdlib {
+            message.push_str(&format!(" (raised at {place})"));
+        }
         ScriptError {
             file: source.unwrap_or_else(|| file.to_string()),
             line: position.line(),
             column: position.position(),
-            message: eval_message(&error, limits),
+            message,
         }
     }
 }
 
-/// The source and position of the innermost error that has a position.
-fn innermost_place(error: &EvalAltResult) -> (Option<String>, Position) {
+/// Every place an error passed through, from the script's own call down to
+/// where it was raised: (source file, `None` for the main script; position).
+fn error_places(error: &EvalAltResult, source: Option<String>, places: &mut Vec<(Option<String>, Position)>) {
     match error {
-        EvalAltResult::ErrorInFunctionCall(_, source, inner, position) => {
-            let (inner_source, inner_position) = innermost_place(inner);
-            if inner_position.is_none() {
-                let source = (!source.is_empty()).then(|| source.clone());
-                (source, *position)
-            } else if inner_source.is_some() {
-                (inner_source, inner_position)
-            } else {
-                ((!source.is_empty()).then(|| source.clone()), inner_position)
-            }
+        EvalAltResult::ErrorInFunctionCall(_, function_source, inner, position) => {
+            places.push((source.clone(), *position));
+            let inner_source = if function_source.is_empty() { source } else { Some(function_source.clone()) };
+            error_places(inner, inner_source, places);
         }
-        // A module that does not parse: the resolver names it by its file.
-        EvalAltResult::ErrorInModule(file, inner, _)
-            if matches!(**inner, EvalAltResult::ErrorParsing(..)) =>
-        {
-            (Some(file.clone()), inner.position())
+        EvalAltResult::ErrorInModule(module, inner, position) => {
+            places.push((source, *position));
+            error_places(inner, Some(module_file(module)), places);
         }
-        EvalAltResult::ErrorInModule(_, inner, position) => {
-            let (inner_source, inner_position) = innermost_place(inner);
-            if inner_position.is_none() {
-                (None, *position)
-            } else {
-                (inner_source, inner_position)
-            }
-        }
-        EvalAltResult::ErrorParsing(_, position) => (None, *position),
-        other => (None, other.position()),
+        other => places.push((source, other.position())),
     }
+}
+
+/// The file an imported module comes from, as diagnostics name it.
+fn module_file(module: &str) -> String {
+    if stdlib_modules().contains_key(module) {
+        format!("stdlib/{module}.rhai")
+    } else if module.ends_with(".rhai") {
+        module.to_string()
+    } else {
+        format!("{module}.rhai")
+    }
+}
+
+/// Where to point a user at: the innermost place in their own files (an error
+/// raised inside the stdlib points at the user's call), and the place it was
+/// raised when that lies in the stdlib.
+fn error_place(error: &EvalAltResult) -> (Option<String>, Position, Option<String>) {
+    let mut places = Vec::new();
+    error_places(error, None, &mut places);
+    let in_stdlib = |source: &Option<String>| source.as_deref().is_some_and(|s| s.starts_with("stdlib/"));
+    let raised = places
+        .iter()
+        .rev()
+        .find(|(source, position)| in_stdlib(source) && !position.is_none())
+        .and_then(|(source, position)| Some(format!("{}:{}", source.as_deref()?, position.line()?)));
+    let (source, position) = places
+        .iter()
+        .rev()
+        .find(|(source, position)| !in_stdlib(source) && !position.is_none())
+        .cloned()
+        .unwrap_or((None, Position::NONE));
+    (source, position, raised)
 }
 
 fn parse_message(error: &ParseError) -> String {
@@ -565,7 +585,7 @@ impl ModuleResolver for Resolver {
         let mut ast = engine.compile(&text).map_err(|e| {
             let position = e.position();
             Box::new(EvalAltResult::ErrorInModule(
-                file.clone(),
+                path.to_string(),
                 EvalAltResult::ErrorParsing(*e.0, position).into(),
                 position,
             ))

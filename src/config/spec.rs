@@ -402,6 +402,7 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
     for (i, item) in items.iter().enumerate() {
         let path = index(path, i);
         match item {
+            Value::String(command) if command.trim().is_empty() => reader.problem(&path, "the command is empty"),
             Value::String(command) => commands.push(CommandSpec {
                 command: command.clone(),
                 warnings: vec![DEFAULT_WARNING.to_string()],
@@ -437,6 +438,10 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
                     Some(t) => reader.integer(t, &fields.path_of("timeout"), 1, MAX_TIMEOUT),
                     None => Some(DEFAULT_TIMEOUT),
                 };
+                if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                    reader.problem(&fields.path_of("command"), "the command is empty");
+                    continue;
+                }
                 if let (Some(command), Some(timeout)) = (command, timeout) {
                     commands.push(CommandSpec {
                         command,
