@@ -123,9 +123,16 @@ fn caret_width(text: &str, column: usize) -> usize {
     }
 }
 
+/// One step of a key path: a map key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
 /// Splits a key path (`builders.basic.commands[1]`, `builders["a.b"].deps`)
-/// into its map keys, dropping array indices.
-pub fn path_keys(path: &str) -> Vec<String> {
+/// into its keys and indices.
+pub fn path_segments(path: &str) -> Vec<Segment> {
     let mut keys = Vec::new();
     let mut chars = path.chars().peekable();
     let mut current = String::new();
@@ -133,13 +140,14 @@ pub fn path_keys(path: &str) -> Vec<String> {
         match c {
             '.' => {
                 if !current.is_empty() {
-                    keys.push(std::mem::take(&mut current));
+                    keys.push(Segment::Key(std::mem::take(&mut current)));
                 }
             }
             '[' => {
                 if !current.is_empty() {
-                    keys.push(std::mem::take(&mut current));
+                    keys.push(Segment::Key(std::mem::take(&mut current)));
                 }
+                let mut inside = String::new();
                 if chars.peek() == Some(&'"') {
                     chars.next();
                     let mut key = String::new();
@@ -150,19 +158,23 @@ pub fn path_keys(path: &str) -> Vec<String> {
                             c => key.push(c),
                         }
                     }
-                    keys.push(key);
+                    keys.push(Segment::Key(key));
                 }
                 for c in chars.by_ref() {
                     if c == ']' {
                         break;
                     }
+                    inside.push(c);
+                }
+                if let Ok(index) = inside.parse() {
+                    keys.push(Segment::Index(index));
                 }
             }
             c => current.push(c),
         }
     }
     if !current.is_empty() {
-        keys.push(current);
+        keys.push(Segment::Key(current));
     }
     keys
 }
@@ -238,22 +250,133 @@ fn source_keys(chars: &[char]) -> Vec<SourceKey> {
 
 /// The 1-based line and column where the key path is written, or where its
 /// deepest written ancestor is.
+///
+/// An index inside the path (`commands[1].timeout`) moves the search into that
+/// item of an array literal; an index at the end points at the array's key.
 pub fn locate(source: &str, path: &str) -> Option<(usize, usize)> {
     let chars: Vec<char> = source.chars().collect();
     let keys = source_keys(&chars);
     let mut found: Option<usize> = None;
     let mut from = 0;
-    for segment in path_keys(path) {
-        match keys[from..].iter().position(|key| key.name == segment) {
-            Some(index) => {
-                found = Some(keys[from + index].offset);
-                from += index + 1;
+    let segments = path_segments(path);
+    for (i, segment) in segments.iter().enumerate() {
+        match segment {
+            Segment::Key(name) => match keys[from..].iter().position(|key| key.name == *name) {
+                Some(index) => {
+                    found = Some(keys[from + index].offset);
+                    from += index + 1;
+                }
+                None => break,
+            },
+            Segment::Index(_) if i + 1 == segments.len() => break,
+            Segment::Index(n) => {
+                let Some(item) = found.and_then(|key| array_item(&chars, key, *n)) else {
+                    break;
+                };
+                from = keys
+                    .iter()
+                    .position(|key| key.offset >= item)
+                    .unwrap_or(keys.len());
             }
-            None => break,
         }
     }
     let offset = found?;
     Some(line_column(&chars, offset))
+}
+
+/// Where item `n` of the array literal that is the value of the key at
+/// `key_offset` starts; `None` when the value is not an array literal.
+fn array_item(chars: &[char], key_offset: usize, n: usize) -> Option<usize> {
+    let mut i = key_offset;
+    // Past the key (quoted or not) and the colon.
+    while i < chars.len() && chars[i] != ':' {
+        i += 1;
+    }
+    i += 1;
+    while i < chars.len() && chars[i].is_whitespace() {
+        i += 1;
+    }
+    if chars.get(i) != Some(&'[') {
+        return None;
+    }
+    i += 1;
+    let mut depth = 0usize;
+    let mut item = 0;
+    let mut start = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if start.is_none()
+            && !c.is_whitespace()
+            && !(c == '/' && matches!(chars.get(i + 1), Some('/') | Some('*')))
+        {
+            start = Some(i);
+        }
+        match c {
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+                continue;
+            }
+            '"' | '`' | '\'' => {
+                i += 1;
+                while i < chars.len() && chars[i] != c {
+                    if chars[i] == '\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            '[' | '{' | '(' => depth += 1,
+            ']' | '}' | ')' if depth == 0 => return None,
+            ']' | '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                if item == n {
+                    return start;
+                }
+                item += 1;
+                start = None;
+            }
+            _ => {}
+        }
+        if item == n && depth == 0 && start.is_some() && chars.get(i + 1).is_some_and(|c| *c == ']')
+        {
+            return start;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where `variable = ...` is written (not `==`), for errors about what the
+/// script assigned.
+pub fn locate_assignment(source: &str, variable: &str) -> Option<(usize, usize)> {
+    let chars: Vec<char> = source.chars().collect();
+    let name: Vec<char> = variable.chars().collect();
+    let mut last = None;
+    let mut i = 0;
+    while i + name.len() <= chars.len() {
+        let boundary_before = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if boundary_before && chars[i..i + name.len()] == name[..] {
+            let mut j = i + name.len();
+            while j < chars.len() && (chars[j] == ' ' || chars[j] == '\t') {
+                j += 1;
+            }
+            if chars.get(j) == Some(&'=') && chars.get(j + 1) != Some(&'=') {
+                last = Some(i);
+            }
+        }
+        i += 1;
+    }
+    last.map(|offset| line_column(&chars, offset))
 }
 
 fn line_column(chars: &[char], offset: usize) -> (usize, usize) {
@@ -301,14 +424,39 @@ constructicon = #{
 "#;
 
     #[test]
-    fn paths_split_into_keys() {
+    fn paths_split_into_keys_and_indices() {
+        let key = |k: &str| Segment::Key(k.to_string());
         assert_eq!(
-            path_keys("builders.basic.commands[1]"),
-            ["builders", "basic", "commands"]
+            path_segments("builders.basic.commands[1]"),
+            [
+                key("builders"),
+                key("basic"),
+                key("commands"),
+                Segment::Index(1)
+            ]
         );
         assert_eq!(
-            path_keys(r#"builders["odd.name"].comands"#),
-            ["builders", "odd.name", "comands"]
+            path_segments(r#"builders["odd.name"].comands"#),
+            [key("builders"), key("odd.name"), key("comands")]
+        );
+    }
+
+    #[test]
+    fn indices_lead_into_array_items() {
+        let source = "c = #{ commands: [\n  #{ command: \"a, [b]\", timeout: 5 }, // x, y\n  #{ command: \"b\", timeout: 0 },\n] };";
+        assert_eq!(locate(source, "commands[1].timeout"), Some((3, 20)));
+        assert_eq!(locate(source, "commands[0].timeout"), Some((2, 25)));
+        assert_eq!(locate(source, "commands[1]"), Some((1, 8)));
+        assert_eq!(
+            locate_assignment(
+                "// constructicon = 1\nlet x = 1;\nconstructicon = [1];",
+                "constructicon"
+            ),
+            Some((3, 1))
+        );
+        assert_eq!(
+            locate_assignment("if constructicon == 1 {}", "constructicon"),
+            None
         );
     }
 

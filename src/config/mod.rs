@@ -127,7 +127,7 @@ fn run(
     let value = sandbox
         .run_script(file, source, variable)
         .map_err(|e| vec![Diagnostic::at(&e.file, e.line, e.column, e.message)])?;
-    let assigned_at = diagnostic::locate(source, variable);
+    let assigned_at = diagnostic::locate_assignment(source, variable);
     let complain = |message: String| {
         let (line, column) = assigned_at.map_or((None, None), |(l, c)| (Some(l), Some(c)));
         vec![Diagnostic::at(file, line, column, message)]
@@ -155,10 +155,25 @@ fn run(
 fn keyed(file: &str, source: &str, problems: Vec<Problem>) -> Vec<Diagnostic> {
     let mut diagnostics: Vec<Diagnostic> = problems
         .into_iter()
-        .map(|p| Diagnostic::keyed(file, source, &p.path, p.message))
+        .map(|p| placed(file, source, &p))
         .collect();
     in_reading_order(&mut diagnostics);
     diagnostics
+}
+
+/// A problem placed at its key path, or, when no part of the path is written
+/// in the source, at the assignment of the script's variable.
+fn placed(file: &str, source: &str, problem: &Problem) -> Diagnostic {
+    let mut diagnostic = Diagnostic::keyed(file, source, &problem.path, problem.message.clone());
+    if diagnostic.line.is_none() {
+        let assigned = diagnostic::locate_assignment(source, "constructicon")
+            .or_else(|| diagnostic::locate_assignment(source, "cybertron"));
+        if let Some((line, column)) = assigned {
+            diagnostic.line = Some(line);
+            diagnostic.column = Some(column);
+        }
+    }
+    diagnostic
 }
 
 /// Sorts diagnostics by file and place, those without a place last; the sort
@@ -302,10 +317,8 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         let errors = problems
             .into_iter()
             .map(|(origin, p)| match origin {
-                Origin::Repo => Diagnostic::keyed(file, &source, &p.path, p.message),
-                Origin::Cybertron => {
-                    Diagnostic::keyed(&cybertron.file, &cybertron.source, &p.path, p.message)
-                }
+                Origin::Repo => placed(file, &source, &p),
+                Origin::Cybertron => placed(&cybertron.file, &cybertron.source, &p),
             })
             .collect::<Vec<_>>();
         let mut errors = errors;
@@ -332,7 +345,11 @@ mod tests {
     use super::*;
 
     fn cybertron(source: &str) -> Arc<Cybertron> {
-        let evaluation = evaluate_cybertron("cybertron.rhai", source.as_bytes().to_vec(), &Limits::default());
+        let evaluation = evaluate_cybertron(
+            "cybertron.rhai",
+            source.as_bytes().to_vec(),
+            &Limits::default(),
+        );
         assert_eq!(evaluation.errors, vec![], "cybertron has errors");
         Arc::new(evaluation.value.expect("cybertron evaluates"))
     }
@@ -390,7 +407,11 @@ cybertron = #{
         assert_eq!(messages(&evaluation), Vec::<String>::new());
         let graph = evaluation.value.expect("graph");
         let builder = &graph.builders["hello-b"];
-        let steps: Vec<(&str, &str)> = builder.steps.iter().map(|s| (s.name.as_str(), s.command.as_str())).collect();
+        let steps: Vec<(&str, &str)> = builder
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.command.as_str()))
+            .collect();
         assert_eq!(
             steps,
             [
@@ -405,7 +426,10 @@ cybertron = #{
         let deps: Vec<&str> = builder.deps.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(deps, ["lib", "tools"]);
         assert_eq!(builder.upload.len(), 2);
-        assert_eq!(builder.url.get("logs/log.txt").map(String::as_str), Some(""));
+        assert_eq!(
+            builder.url.get("logs/log.txt").map(String::as_str),
+            Some("")
+        );
         assert_eq!(builder.schedulers, ["hello-manual", "nightly"]);
         assert_eq!(builder.resources, ["gpu", "lab"]);
         assert_eq!(graph.schedulers["nightly"].builders, ["hello-b"]);
@@ -441,7 +465,8 @@ cybertron = #{
 
     #[test]
     fn user_workers_serve_only_their_own_repo() {
-        let cybertron = cybertron(r#"cybertron = #{ workers: #{ common: #{ platform: "linux" } } };"#);
+        let cybertron =
+            cybertron(r#"cybertron = #{ workers: #{ common: #{ platform: "linux" } } };"#);
         let source = r#"constructicon = #{
             builders: #{ mine: #{ accept: `features.owner == "ana"`, commands: ["x"] }, any: #{ commands: ["y"] } },
             workers: #{ "hello-ana": #{ owner: "ana" } },
@@ -450,7 +475,11 @@ cybertron = #{
         assert_eq!(graph.builders["hello-mine"].workers, ["hello-ana"]);
         assert_eq!(graph.builders["hello-any"].workers, ["common", "hello-ana"]);
         // Another repo does not see hello's worker.
-        let other = repo("other", r#"constructicon = #{ builders: #{ mine: #{ accept: `features.owner == "ana"`, commands: ["x"] } } };"#, &cybertron);
+        let other = repo(
+            "other",
+            r#"constructicon = #{ builders: #{ mine: #{ accept: `features.owner == "ana"`, commands: ["x"] } } };"#,
+            &cybertron,
+        );
         assert_eq!(
             messages(&other),
             ["constructicon.rhai:1:33: builders.mine: no worker accepts this builder: accept `features.owner == \"ana\"` holds for none of the workers (common)"]
@@ -460,16 +489,34 @@ cybertron = #{
     #[test]
     fn accept_errors_name_the_expression_and_worker() {
         let cybertron = cybertron(r#"cybertron = #{ workers: #{ w: #{ n: 1 } } };"#);
-        let evaluation = repo("r", r#"constructicon = #{ builders: #{ a: #{ accept: "features.n", commands: ["x"] }, b: #{ accept: "features.n +", commands: ["x"] } } };"#, &cybertron);
+        let evaluation = repo(
+            "r",
+            r#"constructicon = #{ builders: #{ a: #{ accept: "features.n", commands: ["x"] }, b: #{ accept: "features.n +", commands: ["x"] } } };"#,
+            &cybertron,
+        );
         let messages = messages(&evaluation);
         assert_eq!(messages.len(), 2, "{messages:?}");
-        assert!(messages[0].contains("accept expression `features.n` must give a bool, but gave i64 for worker \"w\""), "{}", messages[0]);
-        assert!(messages[1].contains("invalid accept expression `features.n +`"), "{}", messages[1]);
+        assert!(
+            messages[0].contains(
+                "accept expression `features.n` must give a bool, but gave i64 for worker \"w\""
+            ),
+            "{}",
+            messages[0]
+        );
+        assert!(
+            messages[1].contains("invalid accept expression `features.n +`"),
+            "{}",
+            messages[1]
+        );
     }
 
     #[test]
     fn reserved_words_as_keys_get_a_hint() {
-        let evaluation = repo("r", "constructicon = #{ builders: #{ go: #{ commands: [] } } };", &Arc::new(default_cybertron()));
+        let evaluation = repo(
+            "r",
+            "constructicon = #{ builders: #{ go: #{ commands: [] } } };",
+            &Arc::new(default_cybertron()),
+        );
         assert_eq!(
             messages(&evaluation),
             ["constructicon.rhai:1:33: syntax error: 'go' is a reserved keyword; to use it as a map key, quote it: \"go\": ..."]
@@ -481,15 +528,30 @@ cybertron = #{
         let cybertron = default_cybertron();
         assert!(cybertron.builtin);
         assert_eq!(cybertron.spec.workers.keys().collect::<Vec<_>>(), ["local"]);
-        assert_eq!(cybertron.spec.workers["local"]["platform"], std::env::consts::OS);
+        assert_eq!(
+            cybertron.spec.workers["local"]["platform"],
+            std::env::consts::OS
+        );
     }
 
     #[test]
     fn the_config_hash_follows_the_text() {
         let cybertron = Arc::new(default_cybertron());
-        let a = repo("r", r#"constructicon = #{ builders: #{ a: #{ commands: ["x"] } } };"#, &cybertron);
-        let b = repo("r", r#"constructicon = #{ builders: #{ a: #{ commands: ["x"] } } };"#, &cybertron);
-        let c = repo("r", r#"constructicon = #{ builders: #{ a: #{ commands: ["y"] } } };"#, &cybertron);
+        let a = repo(
+            "r",
+            r#"constructicon = #{ builders: #{ a: #{ commands: ["x"] } } };"#,
+            &cybertron,
+        );
+        let b = repo(
+            "r",
+            r#"constructicon = #{ builders: #{ a: #{ commands: ["x"] } } };"#,
+            &cybertron,
+        );
+        let c = repo(
+            "r",
+            r#"constructicon = #{ builders: #{ a: #{ commands: ["y"] } } };"#,
+            &cybertron,
+        );
         let hash = |e: &Evaluation<Graph>| e.value.as_ref().expect("graph").config_hash.clone();
         assert_eq!(hash(&a), hash(&b));
         assert_ne!(hash(&a), hash(&c));

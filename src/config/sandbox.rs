@@ -66,7 +66,7 @@ impl Default for Limits {
             max_variables: 1024,
             max_functions: 1024,
             max_memory: 128 << 20,
-            timeout: Duration::from_millis(800),
+            timeout: Duration::from_millis(500),
             max_output_lines: 1000,
             max_source_size: 1 << 20,
             max_builders: 10_000,
@@ -123,23 +123,27 @@ impl SourceLoader for FsLoader {
     fn load(&self, relative: &str) -> Result<Vec<u8>, String> {
         let path = Path::new(relative);
         if !path.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err("must be a path inside the repo, without \"..\" or a leading \"/\"".into());
+            return Err(format!("{relative} is not a path inside the repo"));
         }
         let full = self.root.join(path);
-        let real = full
-            .canonicalize()
-            .map_err(|e| format!("cannot open: {e}"))?;
+        let real = full.canonicalize().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{relative} does not exist in the repo"),
+            _ => format!("{relative} cannot be read: {e}"),
+        })?;
         if !real.starts_with(&self.root) {
-            return Err("leads outside the repo through a symlink".into());
+            return Err(format!(
+                "{relative} leads outside the repo through a symlink"
+            ));
         }
-        let meta = std::fs::metadata(&real).map_err(|e| format!("cannot open: {e}"))?;
+        let meta =
+            std::fs::metadata(&real).map_err(|e| format!("{relative} cannot be read: {e}"))?;
         if !meta.is_file() {
-            return Err("is not a regular file".into());
+            return Err(format!("{relative} is not a regular file"));
         }
         if meta.len() > self.max_size {
-            return Err(format!("is larger than {} bytes", self.max_size));
+            return Err(format!("{relative} is larger than {} bytes", self.max_size));
         }
-        std::fs::read(&real).map_err(|e| format!("cannot read: {e}"))
+        std::fs::read(&real).map_err(|e| format!("{relative} cannot be read: {e}"))
     }
 }
 
@@ -394,11 +398,19 @@ impl ScriptError {
 
 /// Every place an error passed through, from the script's own call down to
 /// where it was raised: (source file, `None` for the main script; position).
-fn error_places(error: &EvalAltResult, source: Option<String>, places: &mut Vec<(Option<String>, Position)>) {
+fn error_places(
+    error: &EvalAltResult,
+    source: Option<String>,
+    places: &mut Vec<(Option<String>, Position)>,
+) {
     match error {
         EvalAltResult::ErrorInFunctionCall(_, function_source, inner, position) => {
             places.push((source.clone(), *position));
-            let inner_source = if function_source.is_empty() { source } else { Some(function_source.clone()) };
+            let inner_source = if function_source.is_empty() {
+                source
+            } else {
+                Some(function_source.clone())
+            };
             error_places(inner, inner_source, places);
         }
         EvalAltResult::ErrorInModule(module, inner, position) => {
@@ -426,12 +438,15 @@ fn module_file(module: &str) -> String {
 fn error_place(error: &EvalAltResult) -> (Option<String>, Position, Option<String>) {
     let mut places = Vec::new();
     error_places(error, None, &mut places);
-    let in_stdlib = |source: &Option<String>| source.as_deref().is_some_and(|s| s.starts_with("stdlib/"));
+    let in_stdlib =
+        |source: &Option<String>| source.as_deref().is_some_and(|s| s.starts_with("stdlib/"));
     let raised = places
         .iter()
         .rev()
         .find(|(source, position)| in_stdlib(source) && !position.is_none())
-        .and_then(|(source, position)| Some(format!("{}:{}", source.as_deref()?, position.line()?)));
+        .and_then(|(source, position)| {
+            Some(format!("{}:{}", source.as_deref()?, position.line()?))
+        });
     let (source, position) = places
         .iter()
         .rev()
@@ -445,7 +460,9 @@ fn parse_message(error: &ParseError) -> String {
     use rhai::ParseErrorType as P;
     match error.err_type() {
         P::ExprTooDeep => "expressions are nested too deeply for the sandbox".to_string(),
-        P::Reserved(word) => format!("'{word}' is a reserved keyword; to use it as a map key, quote it: \"{word}\": ..."),
+        P::Reserved(word) => format!(
+            "'{word}' is a reserved keyword; to use it as a map key, quote it: \"{word}\": ..."
+        ),
         other => other.to_string(),
     }
 }
@@ -491,17 +508,20 @@ pub fn eval_message(error: &EvalAltResult, limits: &Limits) -> String {
         ),
         E::ErrorRuntime(value, _) => value.to_string(),
         E::ErrorParsing(error, _) => format!("syntax error: {error}"),
+        // The stdlib's own helpers are not the user's business: its errors
+        // name the function the user called in their text.
+        E::ErrorInFunctionCall(_, source, inner, _) if source.starts_with("stdlib/") => {
+            eval_message(inner, limits)
+        }
         E::ErrorInFunctionCall(name, _, inner, _) if name.starts_with("anon$") => {
             eval_message(inner, limits)
         }
         E::ErrorInFunctionCall(name, _, inner, _) => {
             format!("in function {name}: {}", eval_message(inner, limits))
         }
-        E::ErrorInModule(name, inner, _) => match inner.as_ref() {
-            // The resolver's own refusals already name the module.
-            E::ErrorRuntime(..) | E::ErrorModuleNotFound(..) => eval_message(inner, limits),
-            inner => format!("in module \"{name}\": {}", eval_message(inner, limits)),
-        },
+        E::ErrorInModule(name, inner, _) => {
+            format!("in module \"{name}\": {}", eval_message(inner, limits))
+        }
         E::ErrorModuleNotFound(name, _) => {
             format!(
             "module \"{name}\" not found: import a stdlib module ({}) or a file inside the repo",
@@ -537,13 +557,10 @@ impl ModuleResolver for Resolver {
         path: &str,
         position: Position,
     ) -> Result<SharedModule, Box<EvalAltResult>> {
+        // A refusal is an error of the `import` statement itself, in the
+        // importing file.
         let refuse = |message: String| -> Box<EvalAltResult> {
-            EvalAltResult::ErrorInModule(
-                path.to_string(),
-                EvalAltResult::ErrorRuntime(message.into(), position).into(),
-                position,
-            )
-            .into()
+            EvalAltResult::ErrorRuntime(message.into(), position).into()
         };
         if let Some(module) = stdlib_modules().get(path) {
             return Ok(module.clone());
@@ -573,7 +590,7 @@ impl ModuleResolver for Resolver {
         }
         let bytes = loader
             .load(&file)
-            .map_err(|why| refuse(format!("cannot import \"{path}\": the file {why}")))?;
+            .map_err(|why| refuse(format!("cannot import \"{path}\": {why}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let (line, column) =
                 super::diagnostic::byte_line_column(e.as_bytes(), e.utf8_error().valid_up_to());
@@ -582,19 +599,20 @@ impl ModuleResolver for Resolver {
             ))
         })?;
         lock(&self.sources).insert(file.clone(), text.clone());
+        // Errors inside the module are wrapped with its name, so they are
+        // placed in its file.
+        let in_module = |error: Box<EvalAltResult>| -> Box<EvalAltResult> {
+            EvalAltResult::ErrorInModule(path.to_string(), error, position).into()
+        };
         let mut ast = engine.compile(&text).map_err(|e| {
-            let position = e.position();
-            Box::new(EvalAltResult::ErrorInModule(
-                path.to_string(),
-                EvalAltResult::ErrorParsing(*e.0, position).into(),
-                position,
-            ))
+            let inner_position = e.position();
+            in_module(EvalAltResult::ErrorParsing(*e.0, inner_position).into())
         })?;
         ast.set_source(file.clone());
         lock(&self.loading).push(file.clone());
         let result = Module::eval_ast_as_new(Scope::new(), &ast, engine);
         lock(&self.loading).retain(|f| *f != file);
-        let module = SharedModule::new(result?);
+        let module = SharedModule::new(result.map_err(in_module)?);
         lock(&self.loaded).insert(file, module.clone());
         Ok(module)
     }

@@ -402,7 +402,9 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
     for (i, item) in items.iter().enumerate() {
         let path = index(path, i);
         match item {
-            Value::String(command) if command.trim().is_empty() => reader.problem(&path, "the command is empty"),
+            Value::String(command) if command.trim().is_empty() => {
+                reader.problem(&path, "the command is empty")
+            }
             Value::String(command) => commands.push(CommandSpec {
                 command: command.clone(),
                 warnings: vec![DEFAULT_WARNING.to_string()],

@@ -1,1 +1,8 @@
+//! The one integration-test binary: every module below runs the real
+//! `constructicon` binary or the library on real files in temp dirs.
 
+mod common;
+mod eval;
+mod examples;
+mod hostile;
+mod stdlib;
