@@ -14,12 +14,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The default megatron address for commands that talk to one.
+pub const DEFAULT_MEGATRON: &str = "http://127.0.0.1:9120";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Dry run: evaluate a repo's constructicon.rhai (merged with a cybertron)
     /// and print its builder graph. Exit 0 when valid, 1 on config errors,
     /// 2 on usage errors.
     Eval(EvalArgs),
+    /// Run the megatron, the server.
+    Megatron(MegatronArgs),
+    /// Run a worker: claim builds from a megatron and run them.
+    Worker(WorkerArgs),
+    /// Ask the megatron to take a repo, or to fetch and reconfigure one.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Force a build of a builder.
+    Force(ForceArgs),
+    /// Issue a worker's token (needs the megatron's admin token).
+    Token(TokenArgs),
+    /// One command, nothing to install: a megatron, a worker and the example
+    /// repo, with one build forced.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -38,4 +55,132 @@ pub struct EvalArgs {
     /// repo folder's name.
     #[arg(long, value_name = "REPO")]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MegatronArgs {
+    /// The maintainers' cybertron.rhai.
+    #[arg(long, value_name = "FILE")]
+    pub cybertron: PathBuf,
+    /// Where the store, the repo mirrors and the admin token live.
+    #[arg(long, value_name = "DIR", default_value = "constructicon-data")]
+    pub data: PathBuf,
+    /// Address and port to listen on; default: cybertron's `listen`, else
+    /// 127.0.0.1:9120. Port 0 picks a free port (printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+}
+
+/// Intervals, in milliseconds; the defaults suit production, tests shorten them.
+#[derive(Debug, Args, Clone)]
+pub struct TimingArgs {
+    /// Longest a worker's claim long-poll is held.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, hide = true)]
+    pub claim_wait_ms: u64,
+    /// Length of a heartbeat long-poll.
+    #[arg(long, value_name = "MS", default_value_t = 5_000, hide = true)]
+    pub heartbeat_ms: u64,
+    /// A running build's lease without heartbeat.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, hide = true)]
+    pub lease_ms: u64,
+    /// How often leases are checked.
+    #[arg(long, value_name = "MS", default_value_t = 1_000, hide = true)]
+    pub lease_check_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MegatronAddress {
+    /// The megatron's URL.
+    #[arg(long, value_name = "URL", env = "CONSTRUCTICON_MEGATRON", default_value = DEFAULT_MEGATRON)]
+    pub megatron: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub address: MegatronAddress,
+    /// The worker's name, as cybertron (or the repo, for a user worker) declares it.
+    #[arg(long)]
+    pub name: String,
+    /// The worker's token, as `constructicon token NAME` issued it.
+    #[arg(long, env = "CONSTRUCTICON_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the token (instead of --token).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Where builds are checked out and run.
+    #[arg(long, value_name = "DIR", default_value = "constructicon-worker")]
+    pub workdir: PathBuf,
+    /// Longest claim long-poll asked of the megatron, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, hide = true)]
+    pub claim_wait_ms: u64,
+    /// Between SIGTERM and SIGKILL when a step is stopped, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5_000, hide = true)]
+    pub kill_grace_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Take a repo (or re-take it: fetch and reconfigure). Exit 1 when its
+    /// config has errors.
+    Add {
+        url: String,
+        #[arg(long)]
+        branch: Option<String>,
+        #[command(flatten)]
+        address: MegatronAddress,
+    },
+    /// Fetch a registered repo and reconfigure it.
+    Refresh {
+        name: String,
+        #[command(flatten)]
+        address: MegatronAddress,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ForceArgs {
+    /// The builder's full name, `<repo>-<builder>`.
+    pub builder: String,
+    /// A parameter of the builder's force scheduler.
+    #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
+    pub parameters: Vec<String>,
+    /// Build this revision (branch, tag or commit) of a repo (URL or name).
+    #[arg(short = 'r', long = "revision", value_name = "URL=REV")]
+    pub revisions: Vec<String>,
+    /// Follow the build and exit with its result: 0 on success or warnings.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The worker's name.
+    pub worker: String,
+    /// The megatron's admin token file (in its data dir).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "constructicon-data/admin-token"
+    )]
+    pub admin_token_file: PathBuf,
+    /// The admin token itself (instead of the file).
+    #[arg(long, env = "CONSTRUCTICON_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its store, repo and worker folder.
+    #[arg(long, value_name = "DIR", default_value = "constructicon-demo")]
+    pub data: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9120")]
+    pub listen: String,
 }

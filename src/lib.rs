@@ -7,10 +7,24 @@
 //! - [`config`]: `cybertron.rhai` and `constructicon.rhai` → builder graph or
 //!   errors; pure, no I/O beyond reading the scripts.
 //! - [`eval_command`]: `constructicon eval`, the dry run users run before they push.
-//! - [`cli`]: the command line.
+//! - [`protocol`]: the megatron ↔ worker wire types.
+//! - [`store`]: sled, the only module that names it.
+//! - [`megatron`]: the server: repos, builds, queue, leases.
+//! - [`http`]: axum routes of the API, the worker protocol and the page.
+//! - [`worker`]: claims jobs, checks out, runs steps, reports.
+//! - [`cli`], [`commands`], [`client`], [`demo`]: the command line and what
+//!   its commands do.
 
 pub mod alloc;
 pub mod cli;
+pub mod client;
+pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod eval_command;
+pub mod http;
+pub mod megatron;
 pub mod model;
+pub mod protocol;
+pub mod store;
+pub mod worker;

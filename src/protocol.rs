@@ -85,6 +85,7 @@ pub struct Job {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimRequest {
     /// How long the megatron may hold the request open, in milliseconds.
+    #[serde(default)]
     pub wait_ms: u64,
 }
 

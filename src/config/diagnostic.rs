@@ -7,12 +7,12 @@
 //! previous one. Keys a script builds at run time (`builders["b" + i]`) are not
 //! in the text; the error then points at the deepest segment that is.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// One error in a config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub message: String,
     /// The key path, e.g. `builders.basic.commands[1]`; `None` for syntax and

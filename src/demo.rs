@@ -1,0 +1,142 @@
+//! `constructicon demo`: one command, nothing to install. A megatron on an
+//! embedded store in a local folder, one worker in the same process, the
+//! example repo created as a local git repo and registered, one build forced.
+//! It prints where to look and stays up until ctrl-c.
+
+use crate::cli::DemoArgs;
+use crate::commands::{init_tracing, shutdown_signal};
+use crate::config::{diagnostic, evaluate_cybertron, Limits};
+use crate::megatron::{self, builds::ForceRequest, secret_hash, Options, State, Timing};
+use anyhow::{bail, Context as _};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const CYBERTRON: &str = include_str!("../examples/demo/cybertron.rhai");
+const HELLO: &str = include_str!("../examples/demo/hello/constructicon.rhai");
+/// The demo's worker, as the example cybertron declares it.
+const WORKER: &str = "local";
+/// The build forced at start.
+const FORCED: &str = "hello-basic";
+
+/// Creates (or updates) the example repo as a local git repo with one commit
+/// holding the example config.
+fn example_repo(dir: &Path) -> anyhow::Result<()> {
+    let repo = match git2::Repository::open(dir) {
+        Ok(repo) => repo,
+        Err(_) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut options = git2::RepositoryInitOptions::new();
+            options.initial_head("main");
+            git2::Repository::init_opts(dir, &options)
+                .with_context(|| format!("creating a git repo in {}", dir.display()))?
+        }
+    };
+    std::fs::write(dir.join("constructicon.rhai"), HELLO).context("writing the example config")?;
+    let mut index = repo.index().context("opening the index")?;
+    index
+        .add_path(Path::new("constructicon.rhai"))
+        .context("adding the example config")?;
+    index.write().context("writing the index")?;
+    let tree_id = index.write_tree().context("writing the tree")?;
+    let tree = repo.find_tree(tree_id).context("reading the tree")?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+        return Ok(());
+    }
+    let signature = git2::Signature::now("constructicon demo", "demo@constructicon.invalid")
+        .context("signing")?;
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        "the example repo",
+        &tree,
+        &parents,
+    )
+    .context("committing the example config")?;
+    Ok(())
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    init_tracing("warn");
+    let evaluation = evaluate_cybertron(
+        "examples/demo/cybertron.rhai",
+        CYBERTRON.as_bytes().to_vec(),
+        &Limits::default(),
+    );
+    let Some(cybertron) = evaluation.value else {
+        eprint!(
+            "{}",
+            diagnostic::render(&evaluation.errors, &evaluation.sources)
+        );
+        bail!("the demo's cybertron has errors");
+    };
+    let data = args.data.clone();
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let data = data
+        .canonicalize()
+        .with_context(|| format!("reading {}", data.display()))?;
+    let repo_dir = data.join("hello");
+    example_repo(&repo_dir)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {} (pass --listen ADDR for another)", args.listen))?;
+        let address = listener.local_addr().context("reading the listening address")?;
+        let options = Options {
+            data_dir: data.join("megatron"),
+            cybertron,
+            timing: Timing::default(),
+        };
+        let state = tokio::task::spawn_blocking(move || State::open(options)).await??;
+        let token = megatron::random_secret()?;
+        let hash = secret_hash(&token);
+        state.blocking(move |s| s.store.put_token_hash(WORKER, &hash)).await?;
+        let server = tokio::spawn(megatron::serve_state(listener, state.clone(), shutdown_signal()));
+
+        let url = repo_dir.display().to_string();
+        let repo = state.blocking(move |s| s.add_repo(&url, None)).await?;
+        if let Some(error) = &repo.record.error {
+            bail!("the example repo's config has errors: {}", error.message);
+        }
+
+        let stop_worker = Arc::new(AtomicBool::new(false));
+        let worker_config = crate::worker::WorkerConfig {
+            megatron: format!("http://{address}"),
+            name: WORKER.to_string(),
+            token,
+            workdir: data.join("worker"),
+            claim_wait: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(5),
+        };
+        let worker_stop = stop_worker.clone();
+        let worker = std::thread::spawn(move || crate::worker::run(worker_config, worker_stop));
+
+        let build = state.blocking(|s| s.force(FORCED, ForceRequest::default())).await?;
+        state.queue_changed.notify_waiters();
+        println!("constructicon demo is up: http://{address}/");
+        println!("  megatron data: {}", data.join("megatron").display());
+        println!("  example repo:  {} (builders: {})", repo_dir.display(), repo.graph.as_ref().map(|g| g.graph.builders.len()).unwrap_or(0));
+        println!("  worker \"{WORKER}\" runs builds in {}", data.join("worker").display());
+        println!("  forced {FORCED} #{}: http://{address}/api/v1/builds/{}", build.number, build.id);
+        println!("  force another: constructicon force hello-params -p greeting=hi --wait --megatron http://{address}");
+        println!("ctrl-c to stop");
+        let served = server.await.context("the megatron task")?;
+        stop_worker.store(true, Ordering::SeqCst);
+        if let Ok(Err(e)) = worker.join() {
+            eprintln!("worker: {e:#}");
+        }
+        served
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! The megatron's HTTP surface: `router(state)` and nothing else public.
+//!
+//! Handlers are thin: extract, call the state (on a blocking thread), map the
+//! error. Bodies are parsed by [`parse_json`] so a bad body gets our JSON
+//! `{error}` with a 400, never a 5xx or axum's plain-text rejection.
+
+mod api;
+mod error;
+mod ui;
+mod worker_api;
+
+pub use error::ApiError;
+
+use crate::megatron::State;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/", get(ui::index))
+        .route("/api/v1/repos", get(api::list_repos).post(api::add_repo))
+        .route("/api/v1/repos/{repo}", get(api::get_repo))
+        .route("/api/v1/repos/{repo}/refresh", post(api::refresh_repo))
+        .route("/api/v1/builders", get(api::list_builders))
+        .route("/api/v1/builders/{name}", get(api::get_builder))
+        .route("/api/v1/builders/{name}/builds", get(api::builder_builds))
+        .route("/api/v1/builders/{name}/force", post(api::force))
+        .route("/api/v1/builds/{id}", get(api::get_build))
+        .route("/api/v1/builds/{id}/cancel", post(api::cancel))
+        .route("/api/v1/builds/{id}/steps/{step}/log", get(api::step_log))
+        .route("/api/v1/queue", get(api::queue))
+        .route("/api/v1/workers/{name}/token", post(api::issue_token))
+        .route("/api/v1/worker/claim", post(worker_api::claim))
+        .route(
+            "/api/v1/worker/builds/{id}/heartbeat",
+            post(worker_api::heartbeat),
+        )
+        .route(
+            "/api/v1/worker/builds/{id}/release",
+            post(worker_api::release),
+        )
+        .route(
+            "/api/v1/worker/builds/{id}/steps/{step}/start",
+            post(worker_api::step_start),
+        )
+        .route(
+            "/api/v1/worker/builds/{id}/steps/{step}/log",
+            post(worker_api::step_log),
+        )
+        .route(
+            "/api/v1/worker/builds/{id}/steps/{step}/finish",
+            post(worker_api::step_finish),
+        )
+        .route(
+            "/api/v1/worker/builds/{id}/finish",
+            post(worker_api::build_finish),
+        )
+        .fallback(error::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The largest request body taken (a log chunk is at most 256 KiB).
+const MAX_BODY: usize = 4 << 20;
+
+/// Parses a JSON body, or says what is wrong with it.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"{}")
+            .map_err(|_| ApiError::bad_request("the request needs a JSON body"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Parses an id from a path segment.
+pub fn parse_id(text: &str) -> Result<u64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a build id")))
+}

@@ -1,0 +1,189 @@
+//! The worker protocol (see `protocol`): claim long-poll, heartbeat
+//! long-poll, step and log reports, the build's end.
+//!
+//! Every call names its worker in `x-constructicon-worker` and carries its
+//! token as a bearer token; the megatron keeps only the token's sha256.
+
+use super::api::bearer;
+use super::{parse_id, parse_json, ApiError};
+use crate::megatron::{secret_hash, State};
+use crate::protocol::{
+    BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, StepFinish, StepStart,
+    WORKER_HEADER,
+};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+type AppState = Extract<Arc<State>>;
+
+/// The worker a request comes from, once its token checks out.
+async fn authenticate(state: &Arc<State>, headers: &HeaderMap) -> Result<String, ApiError> {
+    let worker = headers
+        .get(WORKER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| ApiError::unauthorized(format!("missing the {WORKER_HEADER} header")))?
+        .to_string();
+    let token =
+        bearer(headers).ok_or_else(|| ApiError::unauthorized("missing the bearer token"))?;
+    let presented = secret_hash(token);
+    let name = worker.clone();
+    let stored = state.blocking(move |s| s.store.token_hash(&name)).await;
+    match stored {
+        Ok(Some(hash)) if hash == presented => Ok(worker),
+        Ok(_) => Err(ApiError::unauthorized(format!(
+            "wrong token for worker {worker}"
+        ))),
+        Err(e) => Err(crate::megatron::Error::from(e).into()),
+    }
+}
+
+/// Holds the request until a build this worker may run is queued, or the
+/// wait runs out (204).
+pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let request: ClaimRequest = parse_json(&body)?;
+    let wait = Duration::from_millis(request.wait_ms).min(state.timing.claim_wait);
+    let deadline = Instant::now() + wait;
+    loop {
+        // Register for the wake-up before looking, so a build queued between
+        // the look and the wait is not missed.
+        let notified = state.queue_changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let name = worker.clone();
+        if let Some(job) = state.blocking(move |s| s.try_claim(&name)).await? {
+            tracing::debug!(worker = %worker, build = job.build, "claimed");
+            return Ok(Json(job).into_response());
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+}
+
+/// Extends the lease and holds the request until the build is cancelled or
+/// the heartbeat interval passes.
+pub async fn heartbeat(
+    state: AppState,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let request: HeartbeatRequest = parse_json(&body)?;
+    let deadline = Instant::now() + state.timing.heartbeat;
+    loop {
+        let notified = state.build_changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (w, lease) = (worker.clone(), request.lease.clone());
+        let cancel = state
+            .blocking(move |s| {
+                s.check_lease(id, &w, &lease)?;
+                s.cancel_requested(id)
+            })
+            .await?;
+        if cancel || tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let (w, lease) = (worker.clone(), request.lease.clone());
+            state
+                .blocking(move |s| s.check_lease(id, &w, &lease))
+                .await?;
+            return Ok(Json(HeartbeatResponse { cancel }));
+        }
+    }
+}
+
+pub async fn release(
+    state: AppState,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let request: HeartbeatRequest = parse_json(&body)?;
+    state
+        .blocking(move |s| s.release_claim(id, &worker, &request.lease))
+        .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+pub async fn step_start(
+    state: AppState,
+    Path((id, step)): Path<(String, u32)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let request: StepStart = parse_json(&body)?;
+    state
+        .blocking(move |s| s.step_started(id, step, &worker, &request.lease))
+        .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct LeaseQuery {
+    lease: String,
+}
+
+pub async fn step_log(
+    state: AppState,
+    Path((id, step)): Path<(String, u32)>,
+    Query(query): Query<LeaseQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    if body.len() > 1 << 20 {
+        return Err(ApiError::bad_request("a log chunk may hold at most 1 MiB"));
+    }
+    state
+        .blocking(move |s| s.append_log(id, step, &worker, &query.lease, &body))
+        .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+pub async fn step_finish(
+    state: AppState,
+    Path((id, step)): Path<(String, u32)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let request: StepFinish = parse_json(&body)?;
+    state
+        .blocking(move |s| s.step_finished(id, step, &worker, &request))
+        .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+pub async fn build_finish(
+    state: AppState,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let request: BuildFinish = parse_json(&body)?;
+    let build = state
+        .blocking(move |s| {
+            s.build_finished(id, &worker, &request.lease, request.result, request.reason)
+        })
+        .await?;
+    tracing::info!(build = build.id, builder = %build.builder, result = ?build.result, "build finished");
+    Ok(Json(serde_json::json!({ "build": build.id })).into_response())
+}

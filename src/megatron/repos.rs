@@ -1,0 +1,334 @@
+//! Repos: a bare mirror of each in the data dir (git2, on blocking threads),
+//! its config read from the branch head's tree (never from a work tree, so a
+//! symlink in the repo cannot lead the sandbox anywhere), evaluated into a
+//! graph version with its provenance.
+//!
+//! A config with errors leaves the last good graph serving and shows the
+//! errors on the repo; other repos are untouched.
+
+use super::{lock, read, write, Error, RepoState, Result, State};
+use crate::config::{self, evaluate_repo, RepoInput, SourceLoader, CONSTRUCTICON_FILE};
+use crate::model::repo_name_from_url;
+use crate::store::{now_ms, GraphRecord, RepoError, RepoRecord};
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::path::{Component, Path};
+use std::sync::{Arc, Mutex};
+
+/// Files of a repo's tree that scripts may import, read up front.
+pub struct TreeLoader {
+    files: HashMap<String, Vec<u8>>,
+}
+
+impl SourceLoader for TreeLoader {
+    fn load(&self, relative: &str) -> std::result::Result<Vec<u8>, String> {
+        if !Path::new(relative)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(format!("{relative} is not a path inside the repo"));
+        }
+        self.files.get(relative).cloned().ok_or_else(|| {
+            format!("{relative} does not exist in the repo (or is not a regular file)")
+        })
+    }
+}
+
+/// The most `.rhai` files read from one tree, and their size cap.
+const MAX_TREE_FILES: usize = 1000;
+const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// Clones `url` as a bare mirror into `dir`, or fetches into the mirror there.
+fn mirror(url: &str, dir: &Path) -> anyhow::Result<git2::Repository> {
+    if dir.exists() {
+        let repo = git2::Repository::open_bare(dir)
+            .with_context(|| format!("opening the mirror {}", dir.display()))?;
+        {
+            let mut remote = repo
+                .find_remote("origin")
+                .context("the mirror has no origin")?;
+            let mut options = git2::FetchOptions::new();
+            options.prune(git2::FetchPrune::On);
+            remote
+                .fetch(
+                    &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                    Some(&mut options),
+                    None,
+                )
+                .with_context(|| format!("fetching {url}"))?;
+        }
+        return Ok(repo);
+    }
+    let parent = dir.parent().context("the mirror folder has no parent")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    // Clone beside, then rename: a failed clone leaves nothing behind.
+    let staging = parent.join(format!(
+        ".{}.cloning",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("repo")
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let cloned = git2::build::RepoBuilder::new()
+        .bare(true)
+        .clone(url, &staging)
+        .with_context(|| format!("cloning {url}"));
+    let repo = match cloned {
+        Ok(repo) => repo,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    // Bare clones map remote branches to local ones already; keep fetching so.
+    repo.remote_add_fetch("origin", "+refs/heads/*:refs/heads/*")
+        .ok();
+    drop(repo);
+    std::fs::rename(&staging, dir)
+        .with_context(|| format!("moving the clone to {}", dir.display()))?;
+    git2::Repository::open_bare(dir)
+        .with_context(|| format!("opening the mirror {}", dir.display()))
+}
+
+/// The branch followed: the given one, or the one HEAD names.
+fn branch_of(repo: &git2::Repository, branch: Option<&str>) -> anyhow::Result<String> {
+    if let Some(branch) = branch {
+        return Ok(branch.to_string());
+    }
+    let head = repo
+        .find_reference("HEAD")
+        .context("the repo has no HEAD")?;
+    let target = head
+        .symbolic_target()
+        .ok()
+        .flatten()
+        .context("HEAD does not name a branch")?;
+    Ok(target
+        .strip_prefix("refs/heads/")
+        .unwrap_or(target)
+        .to_string())
+}
+
+/// The head commit of a branch, and the script and importable files of its tree.
+fn read_head(
+    repo: &git2::Repository,
+    branch: &str,
+) -> anyhow::Result<(String, Option<Vec<u8>>, TreeLoader)> {
+    let commit = repo
+        .revparse_single(&format!("refs/heads/{branch}"))
+        .and_then(|object| object.peel_to_commit())
+        .with_context(|| format!("branch {branch} not found"))?;
+    let tree = commit.tree().context("reading the commit's tree")?;
+    let mut files = HashMap::new();
+    let mut failure = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |folder, entry| {
+        let name = entry.name().unwrap_or_default();
+        if entry.kind() != Some(git2::ObjectType::Blob)
+            || entry.filemode() == 0o120000
+            || !name.ends_with(".rhai")
+            || files.len() >= MAX_TREE_FILES
+        {
+            return git2::TreeWalkResult::Ok;
+        }
+        match repo.find_blob(entry.id()) {
+            Ok(blob) if blob.size() <= MAX_FILE_BYTES => {
+                files.insert(format!("{folder}{name}"), blob.content().to_vec());
+            }
+            Ok(_) => {}
+            Err(e) => failure = Some(e),
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .context("reading the tree")?;
+    if let Some(e) = failure {
+        return Err(e).context("reading a file of the tree");
+    }
+    let script = files.get(CONSTRUCTICON_FILE).cloned();
+    Ok((commit.id().to_string(), script, TreeLoader { files }))
+}
+
+impl State {
+    fn refresh_lock(&self, repo: &str) -> Arc<Mutex<()>> {
+        lock(&self.refreshing)
+            .entry(repo.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Takes a repo (or re-takes it: fetches and reconfigures).
+    pub fn add_repo(&self, url: &str, branch: Option<String>) -> Result<RepoState> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(Error::BadRequest("url is empty".into()));
+        }
+        let name = repo_name_from_url(url).ok_or_else(|| {
+            Error::BadRequest(format!("cannot tell a repo name from the URL {url:?}"))
+        })?;
+        if let Some(branch) = &branch {
+            if branch.is_empty() || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+            {
+                return Err(Error::BadRequest(format!(
+                    "{branch:?} is not a valid branch name"
+                )));
+            }
+        }
+        let existing = read(&self.repos).get(&name).map(|r| r.record.clone());
+        let record = match existing {
+            Some(record) if record.url != url => {
+                return Err(Error::Conflict(format!(
+                    "a repo named {name} is already registered from {}; repo names come from the URL's last segment",
+                    record.url
+                )));
+            }
+            Some(mut record) => {
+                if branch.is_some() {
+                    record.branch = branch;
+                }
+                record
+            }
+            None => RepoRecord {
+                name: name.clone(),
+                url: url.to_string(),
+                branch,
+                commit: None,
+                graph_version: None,
+                error: None,
+                updated: now_ms(),
+            },
+        };
+        let is_new =
+            record.commit.is_none() && record.graph_version.is_none() && record.error.is_none();
+        self.sync(record, is_new)
+    }
+
+    /// Fetches a registered repo and reconfigures it.
+    pub fn refresh_repo(&self, name: &str) -> Result<RepoState> {
+        let record = read(&self.repos)
+            .get(name)
+            .map(|r| r.record.clone())
+            .ok_or_else(|| Error::NotFound(format!("repo {name} not found")))?;
+        self.sync(record, false)
+    }
+
+    /// Fetch, read, evaluate, store. A repo that cannot be cloned the first
+    /// time is refused; later fetch failures show on the repo.
+    fn sync(&self, mut record: RepoRecord, is_new: bool) -> Result<RepoState> {
+        let refresh = self.refresh_lock(&record.name);
+        let _one_at_a_time = lock(&refresh);
+        let dir = self.repo_dir(&record.name);
+        let fetched = mirror(&record.url, &dir).and_then(|repo| {
+            let branch = branch_of(&repo, record.branch.as_deref())?;
+            read_head(&repo, &branch)
+        });
+        let (commit, script, loader) = match fetched {
+            Ok(head) => head,
+            Err(e) if is_new => {
+                if !read(&self.repos).contains_key(&record.name) {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                return Err(Error::BadRequest(format!(
+                    "cannot take {}: {e:#}",
+                    record.url
+                )));
+            }
+            Err(e) => {
+                record.error = Some(RepoError {
+                    commit: None,
+                    message: format!("{e:#}"),
+                    errors: Vec::new(),
+                    at: now_ms(),
+                });
+                return self.save_repo(record, None);
+            }
+        };
+        let Some(script) = script else {
+            record.error = Some(RepoError {
+                commit: Some(commit.clone()),
+                message: format!(
+                    "{CONSTRUCTICON_FILE} not found at the root of the repo at {commit}"
+                ),
+                errors: Vec::new(),
+                at: now_ms(),
+            });
+            return self.save_repo(record, None);
+        };
+        let cybertron = read(&self.cybertron).clone();
+        let evaluation = evaluate_repo(
+            RepoInput {
+                name: record.name.clone(),
+                file: CONSTRUCTICON_FILE.to_string(),
+                bytes: script,
+                loader: Some(Arc::new(loader)),
+            },
+            cybertron.clone(),
+            &config::Limits::default(),
+        );
+        let Some(graph) = evaluation.value else {
+            let count = evaluation.errors.len();
+            record.error = Some(RepoError {
+                commit: Some(commit.clone()),
+                message: format!(
+                    "{count} {} in {CONSTRUCTICON_FILE} at {commit}",
+                    if count == 1 { "error" } else { "errors" }
+                ),
+                errors: evaluation.errors,
+                at: now_ms(),
+            });
+            return self.save_repo(record, None);
+        };
+        // Full names are `<repo>-<builder>`, so repos "a" and "a-b" could both
+        // claim "a-b-c".
+        let clash = read(&self.repos).values().find_map(|other| {
+            if other.record.name == record.name {
+                return None;
+            }
+            let other_graph = other.graph.as_ref()?;
+            graph
+                .builders
+                .keys()
+                .find(|b| other_graph.graph.builders.contains_key(*b))
+                .map(|b| (b.clone(), other.record.name.clone()))
+        });
+        if let Some((builder, other)) = clash {
+            record.error = Some(RepoError {
+                commit: Some(commit.clone()),
+                message: format!("builder {builder} is already defined by repo {other}"),
+                errors: Vec::new(),
+                at: now_ms(),
+            });
+            return self.save_repo(record, None);
+        }
+        let graph_record = GraphRecord {
+            version: 0,
+            repo: record.name.clone(),
+            commit: commit.clone(),
+            cybertron_hash: graph.cybertron_hash.clone(),
+            config_hash: graph.config_hash.clone(),
+            graph,
+            created: now_ms(),
+        };
+        let version = self.store.add_graph(graph_record.clone())?;
+        record.graph_version = Some(version);
+        record.commit = Some(commit);
+        record.error = None;
+        self.save_repo(
+            record,
+            Some(GraphRecord {
+                version,
+                ..graph_record
+            }),
+        )
+    }
+
+    fn save_repo(&self, mut record: RepoRecord, graph: Option<GraphRecord>) -> Result<RepoState> {
+        record.updated = now_ms();
+        self.store.put_repo(&record)?;
+        self.store.flush()?;
+        let mut repos = write(&self.repos);
+        let graph = match graph {
+            Some(graph) => Some(Arc::new(graph)),
+            None => repos.get(&record.name).and_then(|r| r.graph.clone()),
+        };
+        let state = RepoState { record, graph };
+        repos.insert(state.record.name.clone(), state.clone());
+        Ok(state)
+    }
+}

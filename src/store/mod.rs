@@ -1,0 +1,374 @@
+//! The sled store: the only module that names sled, its trees and its key
+//! encodings.
+//!
+//! Trees:
+//! - `repos`: repo name → [`RepoRecord`]
+//! - `graphs`: repo name, 0, version (u64 BE) → [`GraphRecord`]
+//! - `builds`: build id (u64 BE) → [`BuildRecord`]
+//! - `history`: builder name, 0, number (u64 BE) → build id
+//! - `logs`: build id (u64 BE), step (u32 BE), chunk (u32 BE) → bytes
+//! - `queue`: sequence (u64 BE) → build id, the pending builds in order
+//! - `tokens`: worker name → sha256 of its token
+//! - `meta`: counters (next build number per builder)
+//!
+//! Values are JSON. Every write a user would miss after a crash is followed by
+//! [`Store::flush`] before it is acknowledged; callers on the async runtime
+//! call the async wrappers in `megatron`, which run these on blocking threads.
+
+mod records;
+
+pub use records::*;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::{Db, Tree};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store: undecodable record {key}: {message}")]
+    Decode { key: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    repos: Tree,
+    graphs: Tree,
+    builds: Tree,
+    history: Tree,
+    logs: Tree,
+    queue: Tree,
+    tokens: Tree,
+    meta: Tree,
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Our record types serialise to JSON without fail (string keys only).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn history_key(builder: &str, number: u64) -> Vec<u8> {
+    let mut key = builder.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+fn graph_key(repo: &str, version: u64) -> Vec<u8> {
+    history_key(repo, version)
+}
+
+fn log_key(build: u64, step: u32, chunk: u32) -> Vec<u8> {
+    let mut key = build.to_be_bytes().to_vec();
+    key.extend_from_slice(&step.to_be_bytes());
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u64::from_be_bytes(buf)
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, with a small page cache: the
+    /// megatron keeps what it needs in memory itself.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(8 << 20)
+            .mode(sled::Mode::LowSpace)
+            .open()?;
+        Ok(Store {
+            repos: db.open_tree("repos")?,
+            graphs: db.open_tree("graphs")?,
+            builds: db.open_tree("builds")?,
+            history: db.open_tree("history")?,
+            logs: db.open_tree("logs")?,
+            queue: db.open_tree("queue")?,
+            tokens: db.open_tree("tokens")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // Repos and graphs.
+
+    pub fn repo(&self, name: &str) -> Result<Option<RepoRecord>> {
+        self.repos
+            .get(name)?
+            .map(|bytes| decode(name.as_bytes(), &bytes))
+            .transpose()
+    }
+
+    pub fn repos(&self) -> Result<Vec<RepoRecord>> {
+        self.repos
+            .iter()
+            .map(|item| {
+                let (key, bytes) = item?;
+                decode(&key, &bytes)
+            })
+            .collect()
+    }
+
+    pub fn put_repo(&self, repo: &RepoRecord) -> Result<()> {
+        self.repos.insert(repo.name.as_bytes(), encode(repo))?;
+        Ok(())
+    }
+
+    /// Stores a new graph version of a repo and returns its number.
+    pub fn add_graph(&self, mut record: GraphRecord) -> Result<u64> {
+        let version = self.db.generate_id()? + 1;
+        record.version = version;
+        self.graphs
+            .insert(graph_key(&record.repo, version), encode(&record))?;
+        Ok(version)
+    }
+
+    pub fn graph(&self, repo: &str, version: u64) -> Result<Option<GraphRecord>> {
+        let key = graph_key(repo, version);
+        self.graphs
+            .get(&key)?
+            .map(|bytes| decode(&key, &bytes))
+            .transpose()
+    }
+
+    // Builds.
+
+    /// Creates a queued build: assigns its id and number and puts it in the
+    /// queue, in one transaction.
+    pub fn create_build(&self, mut build: BuildRecord) -> Result<BuildRecord> {
+        build.id = self.db.generate_id()? + 1;
+        let sequence = self.db.generate_id()? + 1;
+        build.queue_sequence = Some(sequence);
+        let number_key = format!("number/{}", build.builder);
+        let result: std::result::Result<BuildRecord, TransactionError<()>> =
+            (&self.builds, &self.history, &self.queue, &self.meta).transaction(
+                |(builds, history, queue, meta)| {
+                    let number = meta.get(number_key.as_bytes())?.map_or(0, |b| be_u64(&b)) + 1;
+                    meta.insert(number_key.as_bytes(), &number.to_be_bytes())?;
+                    let mut build = build.clone();
+                    build.number = number;
+                    builds.insert(&build.id.to_be_bytes(), encode(&build))?;
+                    history.insert(history_key(&build.builder, number), &build.id.to_be_bytes())?;
+                    queue.insert(&sequence.to_be_bytes(), &build.id.to_be_bytes())?;
+                    Ok::<_, ConflictableTransactionError<()>>(build)
+                },
+            );
+        result.map_err(|e| match e {
+            TransactionError::Storage(e) => Error::Sled(e),
+            TransactionError::Abort(()) => Error::Conflict("build creation aborted".into()),
+        })
+    }
+
+    pub fn build(&self, id: u64) -> Result<BuildRecord> {
+        let key = id.to_be_bytes();
+        match self.builds.get(key)? {
+            Some(bytes) => decode(&key, &bytes),
+            None => Err(Error::NotFound(format!("build {id}"))),
+        }
+    }
+
+    /// Writes a build's record; when it left the queue, its queue entry goes too.
+    pub fn put_build(&self, build: &BuildRecord) -> Result<()> {
+        let key = build.id.to_be_bytes();
+        if build.state != BuildState::Queued {
+            if let Some(sequence) = build.queue_sequence {
+                let result: std::result::Result<(), TransactionError<()>> =
+                    (&self.builds, &self.queue).transaction(|(builds, queue)| {
+                        builds.insert(&key, encode(build))?;
+                        queue.remove(&sequence.to_be_bytes())?;
+                        Ok(())
+                    });
+                return result.map_err(|e| match e {
+                    TransactionError::Storage(e) => Error::Sled(e),
+                    TransactionError::Abort(()) => Error::Conflict("build update aborted".into()),
+                });
+            }
+        }
+        self.builds.insert(key, encode(build))?;
+        Ok(())
+    }
+
+    /// Puts a build back in the queue under a new sequence number (it keeps
+    /// its id and number).
+    pub fn requeue_build(&self, build: &mut BuildRecord) -> Result<()> {
+        let sequence = self.db.generate_id()? + 1;
+        build.state = BuildState::Queued;
+        build.queue_sequence = Some(sequence);
+        let result: std::result::Result<(), TransactionError<()>> = (&self.builds, &self.queue)
+            .transaction(|(builds, queue)| {
+                builds.insert(&build.id.to_be_bytes(), encode(&*build))?;
+                queue.insert(&sequence.to_be_bytes(), &build.id.to_be_bytes())?;
+                Ok(())
+            });
+        result.map_err(|e| match e {
+            TransactionError::Storage(e) => Error::Sled(e),
+            TransactionError::Abort(()) => Error::Conflict("requeue aborted".into()),
+        })
+    }
+
+    /// The queued builds, in queue order.
+    pub fn queued_builds(&self) -> Result<Vec<BuildRecord>> {
+        let mut builds = Vec::new();
+        for item in self.queue.iter() {
+            let (_, id) = item?;
+            match self.build(be_u64(&id)) {
+                Ok(build) if build.state == BuildState::Queued => builds.push(build),
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(builds)
+    }
+
+    /// The builds a worker was running when the megatron stopped.
+    pub fn running_builds(&self) -> Result<Vec<BuildRecord>> {
+        let mut builds = Vec::new();
+        for item in self.builds.iter() {
+            let (key, bytes) = item?;
+            let build: BuildRecord = decode(&key, &bytes)?;
+            if build.state == BuildState::Running {
+                builds.push(build);
+            }
+        }
+        Ok(builds)
+    }
+
+    /// A builder's builds, newest first, at most `limit`.
+    pub fn builder_builds(&self, builder: &str, limit: usize) -> Result<Vec<BuildRecord>> {
+        let mut prefix = builder.as_bytes().to_vec();
+        prefix.push(0);
+        let mut builds = Vec::new();
+        for item in self.history.scan_prefix(&prefix).rev().take(limit) {
+            let (_, id) = item?;
+            match self.build(be_u64(&id)) {
+                Ok(build) => builds.push(build),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(builds)
+    }
+
+    /// Deletes a builder's finished builds beyond the newest `keep`, with their
+    /// logs; returns the ids removed.
+    pub fn apply_horizon(&self, builder: &str, keep: usize) -> Result<Vec<u64>> {
+        let mut prefix = builder.as_bytes().to_vec();
+        prefix.push(0);
+        let mut removed = Vec::new();
+        let entries: Vec<(sled::IVec, sled::IVec)> = self
+            .history
+            .scan_prefix(&prefix)
+            .collect::<std::result::Result<_, _>>()?;
+        if entries.len() <= keep {
+            return Ok(removed);
+        }
+        for (key, id) in &entries[..entries.len() - keep] {
+            let id = be_u64(id);
+            let build = match self.build(id) {
+                Ok(build) => build,
+                Err(Error::NotFound(_)) => {
+                    self.history.remove(key)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if build.state != BuildState::Finished {
+                continue;
+            }
+            self.history.remove(key)?;
+            self.builds.remove(id.to_be_bytes())?;
+            for log in self.logs.scan_prefix(id.to_be_bytes()).keys() {
+                self.logs.remove(log?)?;
+            }
+            removed.push(id);
+        }
+        Ok(removed)
+    }
+
+    // Logs.
+
+    pub fn append_log(&self, build: u64, step: u32, chunk: u32, bytes: &[u8]) -> Result<()> {
+        self.logs.insert(log_key(build, step, chunk), bytes)?;
+        Ok(())
+    }
+
+    /// A step's log from byte `offset` on, at most `max` bytes.
+    pub fn read_log(&self, build: u64, step: u32, offset: u64, max: usize) -> Result<Vec<u8>> {
+        let mut prefix = build.to_be_bytes().to_vec();
+        prefix.extend_from_slice(&step.to_be_bytes());
+        let mut out = Vec::new();
+        let mut position = 0u64;
+        for item in self.logs.scan_prefix(&prefix) {
+            let (_, chunk) = item?;
+            let end = position + chunk.len() as u64;
+            if end > offset {
+                let start = offset.saturating_sub(position) as usize;
+                out.extend_from_slice(&chunk[start..]);
+                if out.len() >= max {
+                    out.truncate(max);
+                    break;
+                }
+            }
+            position = end;
+        }
+        Ok(out)
+    }
+
+    /// Removes every log of a build (it is being run again).
+    pub fn delete_logs(&self, build: u64) -> Result<()> {
+        for key in self.logs.scan_prefix(build.to_be_bytes()).keys() {
+            self.logs.remove(key?)?;
+        }
+        Ok(())
+    }
+
+    // Worker tokens.
+
+    pub fn token_hash(&self, worker: &str) -> Result<Option<String>> {
+        Ok(self
+            .tokens
+            .get(worker)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    pub fn put_token_hash(&self, worker: &str, hash: &str) -> Result<()> {
+        self.tokens.insert(worker, hash.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn workers_with_tokens(&self) -> Result<Vec<String>> {
+        self.tokens
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

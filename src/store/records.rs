@@ -1,0 +1,140 @@
+//! What the store keeps: the on-disk forms of repos, graph versions and builds.
+//! They are also what the API shows, so their field names are the API's.
+
+use crate::config::{Builder, Diagnostic, Graph};
+use crate::protocol::BuildResult;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A registered repo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoRecord {
+    pub name: String,
+    pub url: String,
+    /// The branch followed; `None` for the remote's default branch.
+    pub branch: Option<String>,
+    /// The commit the current graph was evaluated from.
+    pub commit: Option<String>,
+    /// The graph version serving now: the last good one.
+    pub graph_version: Option<u64>,
+    /// The last evaluation's or fetch's failure, shown until one succeeds.
+    pub error: Option<RepoError>,
+    /// Unix milliseconds of the last change.
+    pub updated: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoError {
+    /// The commit whose config failed; `None` when fetching failed.
+    pub commit: Option<String>,
+    /// One line for the whole failure.
+    pub message: String,
+    /// The config's errors with their positions, when evaluation failed.
+    pub errors: Vec<Diagnostic>,
+    pub at: u64,
+}
+
+/// One evaluation of a repo's config, with its provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphRecord {
+    pub version: u64,
+    pub repo: String,
+    pub commit: String,
+    pub cybertron_hash: String,
+    pub config_hash: String,
+    pub graph: Graph,
+    pub created: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildState {
+    Queued,
+    Running,
+    Finished,
+}
+
+/// What a build ran under, so it can be told later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The repo commit the config came from.
+    pub config_commit: String,
+    pub config_hash: String,
+    pub cybertron_hash: String,
+    pub graph_version: u64,
+    /// The constructicon version that ran it.
+    pub system_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub id: u64,
+    /// Counts the builder's builds from 1.
+    pub number: u64,
+    pub builder: String,
+    pub repo: String,
+    pub repo_url: String,
+    /// The commit built.
+    pub revision: String,
+    pub branch: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+    /// Why it was started, e.g. "forced".
+    pub reason: String,
+    pub state: BuildState,
+    pub result: Option<BuildResult>,
+    /// Why it ended as it did, when not by its steps (exception, cancel).
+    pub result_reason: Option<String>,
+    pub worker: Option<String>,
+    /// Claims so far; a build whose worker vanished is requeued once.
+    pub attempts: u32,
+    pub lease: Option<String>,
+    pub cancel_requested: bool,
+    /// Position in the queue while queued.
+    pub queue_sequence: Option<u64>,
+    pub created: u64,
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub steps: Vec<StepRecord>,
+    pub provenance: Provenance,
+    /// The builder as the graph had it when the build was created: a reconfig
+    /// does not change a build under way.
+    pub spec: Builder,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: String,
+    pub command: String,
+    pub result: Option<BuildResult>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    /// Bytes of output so far.
+    pub log_bytes: u64,
+    /// Chunks of output so far (the next chunk's index).
+    pub log_chunks: u32,
+}
+
+impl StepRecord {
+    pub fn pending(name: &str, command: &str) -> StepRecord {
+        StepRecord {
+            name: name.to_string(),
+            command: command.to_string(),
+            result: None,
+            exit_code: None,
+            reason: None,
+            started: None,
+            finished: None,
+            log_bytes: 0,
+            log_chunks: 0,
+        }
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

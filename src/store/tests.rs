@@ -1,0 +1,208 @@
+//! The store's key encodings and transactions, on a real sled in a temp dir.
+
+use super::*;
+use crate::config::{Builder, Graph};
+use std::collections::BTreeMap;
+
+fn builder(name: &str) -> Builder {
+    Builder {
+        name: name.into(),
+        repo: "r".into(),
+        workers: vec!["w".into()],
+        accept: vec!["true".into()],
+        steps: Vec::new(),
+        schedulers: Vec::new(),
+        resources: Vec::new(),
+        deps: Vec::new(),
+        upload: BTreeMap::new(),
+        zip: Vec::new(),
+        unzip: Vec::new(),
+        url: BTreeMap::new(),
+        get: BTreeMap::new(),
+    }
+}
+
+fn queued(builder_name: &str) -> BuildRecord {
+    BuildRecord {
+        id: 0,
+        number: 0,
+        builder: builder_name.into(),
+        repo: "r".into(),
+        repo_url: "file:///r".into(),
+        revision: "abc".into(),
+        branch: None,
+        parameters: BTreeMap::new(),
+        reason: "forced".into(),
+        state: BuildState::Queued,
+        result: None,
+        result_reason: None,
+        worker: None,
+        attempts: 0,
+        lease: None,
+        cancel_requested: false,
+        queue_sequence: None,
+        created: now_ms(),
+        started: None,
+        finished: None,
+        steps: Vec::new(),
+        provenance: Provenance {
+            config_commit: "abc".into(),
+            config_hash: "h".into(),
+            cybertron_hash: "c".into(),
+            graph_version: 1,
+            system_version: "0".into(),
+        },
+        spec: builder(builder_name),
+    }
+}
+
+#[test]
+fn builds_get_ids_numbers_and_a_place_in_the_queue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let a = store.create_build(queued("r-a")).expect("a");
+    let b = store.create_build(queued("r-a")).expect("b");
+    let c = store.create_build(queued("r-b")).expect("c");
+    assert_eq!((a.number, b.number, c.number), (1, 2, 1));
+    assert!(a.id < b.id && b.id < c.id);
+    let queue: Vec<u64> = store
+        .queued_builds()
+        .expect("queue")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(queue, [a.id, b.id, c.id]);
+
+    let mut running = b.clone();
+    running.state = BuildState::Running;
+    store.put_build(&running).expect("put");
+    let queue: Vec<u64> = store
+        .queued_builds()
+        .expect("queue")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(queue, [a.id, c.id], "a running build leaves the queue");
+    assert_eq!(store.running_builds().expect("running").len(), 1);
+
+    store.requeue_build(&mut running).expect("requeue");
+    let queue: Vec<u64> = store
+        .queued_builds()
+        .expect("queue")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(
+        queue,
+        [a.id, c.id, b.id],
+        "a requeued build goes to the back"
+    );
+
+    let history: Vec<u64> = store
+        .builder_builds("r-a", 10)
+        .expect("history")
+        .iter()
+        .map(|b| b.number)
+        .collect();
+    assert_eq!(history, [2, 1], "newest first");
+    assert!(matches!(store.build(999_999), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn everything_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = {
+        let store = Store::open(dir.path()).expect("open");
+        let build = store.create_build(queued("r-a")).expect("build");
+        store.append_log(build.id, 1, 0, b"hello ").expect("log");
+        store.append_log(build.id, 1, 1, b"world").expect("log");
+        store.put_token_hash("w", "abc").expect("token");
+        store.flush().expect("flush");
+        build.id
+    };
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.build(id).expect("build").number, 1);
+    assert_eq!(store.read_log(id, 1, 0, 100).expect("log"), b"hello world");
+    assert_eq!(store.read_log(id, 1, 3, 4).expect("log"), b"lo w");
+    assert_eq!(store.read_log(id, 1, 100, 4).expect("log"), b"");
+    assert_eq!(
+        store.token_hash("w").expect("token").as_deref(),
+        Some("abc")
+    );
+    assert_eq!(store.queued_builds().expect("queue").len(), 1);
+    let next = store.create_build(queued("r-a")).expect("next");
+    assert_eq!(next.number, 2, "numbers go on after a restart");
+    assert!(next.id > id);
+}
+
+#[test]
+fn the_horizon_drops_old_finished_builds_and_their_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let mut build = store.create_build(queued("r-a")).expect("build");
+        build.state = BuildState::Finished;
+        store.put_build(&build).expect("finish");
+        store.append_log(build.id, 0, 0, b"x").expect("log");
+        ids.push(build.id);
+    }
+    let removed = store.apply_horizon("r-a", 2).expect("horizon");
+    assert_eq!(removed, ids[..3]);
+    let left: Vec<u64> = store
+        .builder_builds("r-a", 10)
+        .expect("history")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(left, [ids[4], ids[3]]);
+    assert!(store.read_log(ids[0], 0, 0, 10).expect("log").is_empty());
+    assert_eq!(store.read_log(ids[4], 0, 0, 10).expect("log"), b"x");
+}
+
+#[test]
+fn repos_and_graph_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let graph = Graph {
+        repo: "r".into(),
+        builders: BTreeMap::from([("r-a".to_string(), builder("r-a"))]),
+        schedulers: BTreeMap::new(),
+        workers: BTreeMap::new(),
+        config_hash: "h".into(),
+        cybertron_hash: "c".into(),
+    };
+    let record = GraphRecord {
+        version: 0,
+        repo: "r".into(),
+        commit: "abc".into(),
+        cybertron_hash: "c".into(),
+        config_hash: "h".into(),
+        graph,
+        created: now_ms(),
+    };
+    let v1 = store.add_graph(record.clone()).expect("v1");
+    let v2 = store.add_graph(record).expect("v2");
+    assert!(v2 > v1);
+    assert_eq!(
+        store.graph("r", v1).expect("graph").expect("some").version,
+        v1
+    );
+    store
+        .put_repo(&RepoRecord {
+            name: "r".into(),
+            url: "file:///r".into(),
+            branch: None,
+            commit: Some("abc".into()),
+            graph_version: Some(v2),
+            error: None,
+            updated: now_ms(),
+        })
+        .expect("repo");
+    assert_eq!(store.repos().expect("repos").len(), 1);
+    assert_eq!(
+        store.repo("r").expect("repo").expect("some").graph_version,
+        Some(v2)
+    );
+    assert_eq!(store.repo("nope").expect("repo"), None);
+}

@@ -1,0 +1,458 @@
+//! The worker's side of the job protocol over HTTP: one call at a time, with
+//! retries, and the log stream that batches a step's output.
+//!
+//! Every call carries the worker's token and name. A connection error or a
+//! 5xx is the megatron being away or overwhelmed, not an answer: the call is
+//! retried with exponential backoff until it gets one, or until the caller
+//! gives up (shutdown, lost lease). A 409 means the lease was taken away and
+//! is surfaced as [`CallError::LeaseLost`]; any other 4xx is an answer the
+//! caller must handle ([`CallError::Rejected`]).
+
+use crate::protocol::{ErrorBody, WORKER_HEADER};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Time allowed for a call on top of how long the megatron may hold it.
+const CALL_MARGIN: Duration = Duration::from_secs(15);
+
+/// First wait after a failed call; doubles up to the configured maximum.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest slice of a backoff sleep, so that giving up is noticed promptly.
+const SLEEP_SLICE: Duration = Duration::from_millis(50);
+
+/// Log batching: send when this much is pending, or [`LOG_FLUSH_EVERY`]
+/// after the oldest pending byte arrived, whichever comes first.
+const LOG_BATCH: usize = 64 * 1024;
+const LOG_FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// The largest body of one log call.
+const LOG_CHUNK: usize = 256 * 1024;
+/// Output kept in memory while the megatron is unreachable; beyond it the
+/// oldest is dropped and a marker line says so.
+const LOG_QUEUE_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// 409: this worker no longer holds the build.
+    #[error("the lease was lost")]
+    LeaseLost,
+    /// The caller gave up before an answer came.
+    #[error("gave up")]
+    GaveUp,
+    /// A 4xx other than 409: the megatron understood and refused.
+    #[error("megatron answered {status}: {message}")]
+    Rejected { status: u16, message: String },
+}
+
+/// One attempt's failure: worth retrying, or an answer.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// Connection refused or reset, timeout, 5xx.
+    Transient(String),
+    Answer(CallError),
+}
+
+/// What a call sends.
+pub enum Body<'a> {
+    Json(serde_json::Value),
+    Bytes(&'a [u8]),
+}
+
+/// A successful answer: 2xx, with its body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        serde_json::from_slice(&self.body).map_err(|error| {
+            anyhow::anyhow!(
+                "unexpected answer from the megatron ({error}): {}",
+                String::from_utf8_lossy(&self.body[..self.body.len().min(200)])
+            )
+        })
+    }
+}
+
+/// The megatron's address and the worker's credentials. Cheap to share:
+/// ureq's agent pools connections behind an `Arc`.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    name: String,
+    authorization: String,
+    max_backoff: Duration,
+}
+
+impl Client {
+    pub fn new(base: &str, name: &str, token: &str, max_backoff: Duration) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            // Status codes are answers the worker branches on, not errors.
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Client {
+            agent,
+            base: base.trim_end_matches('/').to_string(),
+            name: name.to_string(),
+            authorization: format!("Bearer {token}"),
+            max_backoff,
+        }
+    }
+
+    /// One POST to `path` (below the base URL, with its query string), no
+    /// retry. `hold` is how long the megatron may keep the request open.
+    pub fn attempt(&self, path: &str, body: &Body, hold: Duration) -> Result<Reply, AttemptError> {
+        let url = format!("{}{}", self.base, path);
+        let request = self
+            .agent
+            .post(&url)
+            .header("authorization", &self.authorization)
+            .header(WORKER_HEADER, &self.name)
+            .config()
+            .timeout_global(Some(hold + CALL_MARGIN))
+            .build();
+        let sent = match body {
+            Body::Json(value) => request.send_json(value),
+            Body::Bytes(bytes) => request
+                .header("content-type", "application/octet-stream")
+                .send(*bytes),
+        };
+        let mut response =
+            sent.map_err(|error| AttemptError::Transient(format!("{url}: {error}")))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|error| {
+                AttemptError::Transient(format!("{url}: reading the answer: {error}"))
+            })?;
+        match status {
+            200..=299 => Ok(Reply { status, body }),
+            409 => Err(AttemptError::Answer(CallError::LeaseLost)),
+            400..=499 => {
+                let message = serde_json::from_slice::<ErrorBody>(&body)
+                    .map(|e| e.error)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+                Err(AttemptError::Answer(CallError::Rejected {
+                    status,
+                    message,
+                }))
+            }
+            _ => Err(AttemptError::Transient(format!("{url}: status {status}"))),
+        }
+    }
+
+    /// [`Client::attempt`] until it gets an answer, waiting between attempts;
+    /// `give_up` is asked before every attempt and during every wait.
+    pub fn call(
+        &self,
+        path: &str,
+        body: &Body,
+        hold: Duration,
+        give_up: &dyn Fn() -> bool,
+    ) -> Result<Reply, CallError> {
+        let mut backoff = Backoff::new(self.max_backoff);
+        loop {
+            if give_up() {
+                return Err(CallError::GaveUp);
+            }
+            match self.attempt(path, body, hold) {
+                Ok(reply) => return Ok(reply),
+                Err(AttemptError::Answer(error)) => return Err(error),
+                Err(AttemptError::Transient(message)) => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!("{message}; retrying in {wait:?}");
+                    if !sleep_unless(wait, give_up) {
+                        return Err(CallError::GaveUp);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Client::call`] with a JSON body.
+    pub fn post_json(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        give_up: &dyn Fn() -> bool,
+    ) -> Result<Reply, CallError> {
+        let value = serde_json::to_value(body).map_err(|error| CallError::Rejected {
+            status: 0,
+            message: format!("encoding the request: {error}"),
+        })?;
+        self.call(path, &Body::Json(value), Duration::ZERO, give_up)
+    }
+}
+
+/// Exponential backoff from 100 ms, doubling up to a maximum.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: FIRST_BACKOFF.min(max),
+            max,
+        }
+    }
+
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+}
+
+/// Sleeps `duration` in short slices; false when `give_up` answered true
+/// before the end.
+pub fn sleep_unless(duration: Duration, give_up: &dyn Fn() -> bool) -> bool {
+    let end = Instant::now() + duration;
+    loop {
+        if give_up() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(SLEEP_SLICE));
+    }
+}
+
+/// Streams one step's output to the megatron from a thread of its own, in
+/// order, batched, bounded in memory. The step pushes bytes without ever
+/// waiting on the network; [`LogStream::close`] sends the rest.
+pub struct LogStream {
+    shared: Arc<(Mutex<LogQueue>, Condvar)>,
+    sender: Option<JoinHandle<Result<(), CallError>>>,
+}
+
+#[derive(Default)]
+struct LogQueue {
+    /// Output not yet sent, oldest first.
+    pending: VecDeque<Vec<u8>>,
+    pending_bytes: usize,
+    /// When the oldest pending byte arrived: batching counts from it.
+    oldest: Option<Instant>,
+    /// Bytes dropped since the last send, for the marker line.
+    dropped: usize,
+    closed: bool,
+}
+
+impl LogStream {
+    /// Starts the sender thread for `path` (the step's log URL with its
+    /// lease). `give_up` stops retries: shutdown or a lost lease.
+    pub fn start(
+        client: Client,
+        path: String,
+        give_up: Arc<dyn Fn() -> bool + Send + Sync>,
+    ) -> anyhow::Result<LogStream> {
+        let shared = Arc::new((Mutex::new(LogQueue::default()), Condvar::new()));
+        let sender = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("log-sender".into())
+                .spawn(move || send_loop(&client, &path, &shared, &*give_up))?
+        };
+        Ok(LogStream {
+            shared,
+            sender: Some(sender),
+        })
+    }
+
+    pub fn push(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let (lock, ready) = &*self.shared;
+        let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        queue.pending.push_back(bytes.to_vec());
+        queue.pending_bytes += bytes.len();
+        queue.oldest.get_or_insert_with(Instant::now);
+        while queue.pending_bytes > LOG_QUEUE_LIMIT {
+            match queue.pending.pop_front() {
+                Some(oldest) => {
+                    queue.pending_bytes -= oldest.len();
+                    queue.dropped += oldest.len();
+                }
+                None => break,
+            }
+        }
+        if queue.pending_bytes >= LOG_BATCH {
+            ready.notify_one();
+        }
+    }
+
+    /// Sends what is left and ends the stream; returns when everything was
+    /// sent, or the sender gave up.
+    pub fn close(mut self) -> Result<(), CallError> {
+        self.shut();
+        match self.sender.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(CallError::GaveUp),
+            None => Ok(()),
+        }
+    }
+
+    fn shut(&self) {
+        let (lock, ready) = &*self.shared;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        ready.notify_one();
+    }
+}
+
+impl Drop for LogStream {
+    /// A stream dropped without `close` still ends its thread.
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+fn send_loop(
+    client: &Client,
+    path: &str,
+    shared: &(Mutex<LogQueue>, Condvar),
+    give_up: &dyn Fn() -> bool,
+) -> Result<(), CallError> {
+    let (lock, ready) = shared;
+    loop {
+        let batch = {
+            let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                let due = queue
+                    .oldest
+                    .map(|oldest| oldest + LOG_FLUSH_EVERY)
+                    .filter(|_| queue.pending_bytes > 0 || queue.dropped > 0);
+                let now = Instant::now();
+                let full = queue.pending_bytes >= LOG_BATCH;
+                if queue.closed || full || due.is_some_and(|due| now >= due) {
+                    break;
+                }
+                let wait = due.map_or(LOG_FLUSH_EVERY, |due| due - now);
+                queue = ready
+                    .wait_timeout(queue, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            if queue.pending_bytes == 0 && queue.dropped == 0 {
+                // Closed and nothing left.
+                return Ok(());
+            }
+            take_batch(&mut queue)
+        };
+        match client.call(path, &Body::Bytes(&batch), Duration::ZERO, give_up) {
+            Ok(_) => {}
+            Err(CallError::Rejected { status, message }) => {
+                // The megatron refuses this piece (too large, unknown step):
+                // the rest of the step still matters more than this piece.
+                tracing::warn!(
+                    "log chunk of {} bytes refused ({status}): {message}",
+                    batch.len()
+                );
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Up to [`LOG_CHUNK`] bytes from the front of the queue, led by a marker
+/// line when output was dropped.
+fn take_batch(queue: &mut LogQueue) -> Vec<u8> {
+    let mut batch = Vec::new();
+    if queue.dropped > 0 {
+        batch.extend_from_slice(
+            format!(
+                "\n[constructicon: {} bytes of output dropped while the megatron was unreachable]\n",
+                queue.dropped
+            )
+            .as_bytes(),
+        );
+        queue.dropped = 0;
+    }
+    while let Some(front) = queue.pending.front_mut() {
+        let room = LOG_CHUNK.saturating_sub(batch.len());
+        if room == 0 {
+            break;
+        }
+        if front.len() <= room {
+            batch.extend_from_slice(front);
+            queue.pending_bytes -= front.len();
+            queue.pending.pop_front();
+        } else {
+            batch.extend_from_slice(&front[..room]);
+            front.drain(..room);
+            queue.pending_bytes -= room;
+        }
+    }
+    queue.oldest = if queue.pending.is_empty() {
+        None
+    } else {
+        Some(Instant::now())
+    };
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let mut backoff = Backoff::new(Duration::from_millis(500));
+        let waits: Vec<u128> = (0..5).map(|_| backoff.next_wait().as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn batches_are_bounded_and_marked_when_output_was_dropped() {
+        let mut queue = LogQueue::default();
+        queue.pending.push_back(vec![b'a'; LOG_CHUNK - 10]);
+        queue.pending.push_back(vec![b'b'; 30]);
+        queue.pending_bytes = LOG_CHUNK + 20;
+        let batch = take_batch(&mut queue);
+        assert_eq!(batch.len(), LOG_CHUNK);
+        assert_eq!(&batch[LOG_CHUNK - 11..], b"abbbbbbbbbb");
+        assert_eq!(queue.pending_bytes, 20);
+
+        queue.dropped = 5;
+        let batch = take_batch(&mut queue);
+        assert!(batch.starts_with(b"\n[constructicon: 5 bytes of output dropped"));
+        assert!(batch.ends_with(&[b'b'; 20]));
+        assert_eq!(queue.pending_bytes, 0);
+        assert!(queue.oldest.is_none());
+    }
+
+    #[test]
+    fn a_call_to_nowhere_gives_up_when_asked() {
+        // A port nothing listens on: bind one, then free it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let client = Client::new(
+            &format!("http://127.0.0.1:{port}"),
+            "w",
+            "t",
+            Duration::from_millis(50),
+        );
+        let begun = Instant::now();
+        let result = client.post_json("/x", &serde_json::json!({}), &|| {
+            begun.elapsed() > Duration::from_millis(300)
+        });
+        assert!(matches!(result, Err(CallError::GaveUp)), "{result:?}");
+        assert!(begun.elapsed() < Duration::from_secs(2));
+    }
+}

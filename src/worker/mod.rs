@@ -1,0 +1,568 @@
+//! The worker: claim a job from the megatron, check out, run the steps,
+//! report; again until told to stop.
+//!
+//! Blocking code on plain threads: the job's thread runs the checkout and the
+//! steps; a claim runs on a helper thread so a shutdown is noticed while the
+//! megatron holds the long-poll; a heartbeat thread keeps the lease and
+//! learns of cancels; each step's output goes out on a log thread. Nothing
+//! here depends on the megatron's code, only on [`crate::protocol`]: the
+//! worker could be its own crate.
+//!
+//! - [`client`]: HTTP calls with retry, the batched log stream.
+//! - [`workspace`]: folders and the checkout step (git2).
+//! - [`exec`]: one step's process, its output and its limits.
+
+pub mod client;
+pub mod exec;
+pub mod workspace;
+
+use crate::protocol::{
+    BuildFinish, BuildResult, ClaimRequest, HeartbeatRequest, HeartbeatResponse, Job, StepFinish,
+    StepStart, CHECKOUT_STEP,
+};
+use anyhow::Context;
+use client::{AttemptError, Backoff, Body, CallError, Client, LogStream};
+use exec::{StepOutcome, StepSpec, Warnings};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use workspace::{CheckoutError, Workspace};
+
+/// How often the worker looks at the shutdown flag while a claim is pending.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
+/// Everything a worker is told at start.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The megatron's base URL, e.g. `http://127.0.0.1:9120`.
+    pub megatron: String,
+    pub name: String,
+    pub token: String,
+    /// Holds `constructicons/<repo>/...`; created if missing.
+    pub workdir: PathBuf,
+    /// How long the megatron may hold a claim open when it has no job.
+    pub claim_wait: Duration,
+    /// Between SIGTERM and SIGKILL when a step is killed.
+    pub kill_grace: Duration,
+    /// The longest wait between retries of a failed call.
+    pub max_backoff: Duration,
+}
+
+impl WorkerConfig {
+    /// A config with the default intervals: 30 s claims, 5 s kill grace,
+    /// 5 s maximum backoff.
+    pub fn new(megatron: &str, name: &str, token: &str, workdir: PathBuf) -> WorkerConfig {
+        WorkerConfig {
+            megatron: megatron.to_string(),
+            name: name.to_string(),
+            token: token.to_string(),
+            workdir,
+            claim_wait: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Claims and runs jobs until `shutdown` is set. Survives the megatron being
+/// away (claims retry forever); returns an error only for what no retry can
+/// fix, such as a workdir it cannot create.
+pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    anyhow::ensure!(!config.name.is_empty(), "the worker needs a name");
+    let mut config = config;
+    std::fs::create_dir_all(&config.workdir)
+        .with_context(|| format!("creating the workdir {}", config.workdir.display()))?;
+    // Steps and git see the workdir whatever the process's folder is.
+    config.workdir = std::path::absolute(&config.workdir)
+        .with_context(|| format!("resolving the workdir {}", config.workdir.display()))?;
+    let client = Client::new(
+        &config.megatron,
+        &config.name,
+        &config.token,
+        config.max_backoff,
+    );
+    let _span = tracing::info_span!("worker", name = %config.name).entered();
+    tracing::info!("worker started, megatron at {}", config.megatron);
+
+    let mut backoff = Backoff::new(config.max_backoff);
+    let stopping = || shutdown.load(Ordering::SeqCst);
+    while !stopping() {
+        match claim(&client, &config, &shutdown) {
+            Claimed::Job(job) => {
+                backoff = Backoff::new(config.max_backoff);
+                run_job(&client, &config, *job, &shutdown);
+            }
+            Claimed::Nothing => backoff = Backoff::new(config.max_backoff),
+            Claimed::ShutDown => break,
+            Claimed::Failed(message) => {
+                let wait = backoff.next_wait();
+                tracing::warn!("claiming a job: {message}; retrying in {wait:?}");
+                client::sleep_unless(wait, &stopping);
+            }
+        }
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+enum Claimed {
+    Job(Box<Job>),
+    /// The megatron had none within the wait.
+    Nothing,
+    ShutDown,
+    Failed(String),
+}
+
+/// One long-poll for a job, on a helper thread so that a shutdown ends the
+/// wait at once. A job that arrives once the worker decided to stop is given
+/// back, by whichever side holds it: the helper (if the worker already left)
+/// or the worker.
+fn claim(client: &Client, config: &WorkerConfig, shutdown: &AtomicBool) -> Claimed {
+    let (sender, receiver) = mpsc::channel::<Claimed>();
+    // Set under the lock by the worker when it stops listening; the helper
+    // sends under the same lock, so a job is either received or released.
+    let abandoned = Arc::new(Mutex::new(false));
+    {
+        let client = client.clone();
+        let abandoned = abandoned.clone();
+        let wait = config.claim_wait;
+        let spawned = std::thread::Builder::new()
+            .name("claim".into())
+            .spawn(move || {
+                let claimed = claim_attempt(&client, wait);
+                let gone = abandoned.lock().unwrap_or_else(|p| p.into_inner());
+                let unheard = if *gone {
+                    claimed
+                } else {
+                    match sender.send(claimed) {
+                        Ok(()) => return,
+                        Err(mpsc::SendError(claimed)) => claimed,
+                    }
+                };
+                drop(gone);
+                // Nobody listens any more: give back what came.
+                if let Claimed::Job(job) = unheard {
+                    release(&client, &job);
+                }
+            });
+        if let Err(error) = spawned {
+            return Claimed::Failed(format!("starting the claim thread: {error}"));
+        }
+    }
+    loop {
+        match receiver.recv_timeout(SHUTDOWN_POLL) {
+            Ok(Claimed::Job(job)) if shutdown.load(Ordering::SeqCst) => {
+                release(client, &job);
+                return Claimed::ShutDown;
+            }
+            Ok(claimed) => return claimed,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if shutdown.load(Ordering::SeqCst) {
+                    *abandoned.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                    // A job sent before the flag was set is in the channel.
+                    if let Ok(Claimed::Job(job)) = receiver.try_recv() {
+                        release(client, &job);
+                    }
+                    return Claimed::ShutDown;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Claimed::Failed("the claim thread ended without an answer".into())
+            }
+        }
+    }
+}
+
+/// The claim call itself, one attempt; the caller paces retries.
+fn claim_attempt(client: &Client, wait: Duration) -> Claimed {
+    let request = ClaimRequest {
+        wait_ms: wait.as_millis() as u64,
+    };
+    let body = match serde_json::to_value(&request) {
+        Ok(value) => Body::Json(value),
+        Err(error) => return Claimed::Failed(format!("encoding the claim: {error}")),
+    };
+    match client.attempt("/api/v1/worker/claim", &body, wait) {
+        Ok(reply) if reply.status == 204 => Claimed::Nothing,
+        Ok(reply) => match reply.json::<Job>() {
+            Ok(job) => Claimed::Job(Box::new(job)),
+            Err(error) => Claimed::Failed(format!("{error:#}")),
+        },
+        Err(AttemptError::Transient(message)) => Claimed::Failed(message),
+        Err(AttemptError::Answer(error)) => Claimed::Failed(error.to_string()),
+    }
+}
+
+/// Gives a job back to the megatron, once: the worker is on its way out and
+/// does not retry; if this fails the lease runs out and the megatron requeues.
+fn release(client: &Client, job: &Job) {
+    let request = HeartbeatRequest {
+        lease: job.lease.clone(),
+    };
+    let path = format!("/api/v1/worker/builds/{}/release", job.build);
+    let result = serde_json::to_value(&request)
+        .map_err(|e| e.to_string())
+        .and_then(|value| {
+            client
+                .attempt(&path, &Body::Json(value), Duration::ZERO)
+                .map_err(|e| format!("{e:?}"))
+        });
+    match result {
+        Ok(_) => tracing::info!(build = job.build, "released the build: shutting down"),
+        Err(error) => tracing::warn!(build = job.build, "releasing the build: {error}"),
+    }
+}
+
+/// The state one job's threads share.
+struct JobControl {
+    /// The megatron cancelled the build (heartbeat answered `cancel`).
+    cancel: AtomicBool,
+    /// A call answered 409: another worker may hold the build now.
+    lease_lost: AtomicBool,
+    /// The job is over; the heartbeat thread ends.
+    done: AtomicBool,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl JobControl {
+    /// Whether the running step must be killed.
+    fn stop_step(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst) || self.give_up()
+    }
+
+    /// Whether retrying calls is pointless: nobody will read the answer.
+    fn give_up(&self) -> bool {
+        self.lease_lost.load(Ordering::SeqCst) || self.shutdown.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a build stopped without its end being reported.
+enum Abort {
+    LeaseLost,
+    Shutdown,
+    /// The megatron refused a report: the build ends as an exception.
+    Refused(String),
+}
+
+fn run_job(client: &Client, config: &WorkerConfig, job: Job, shutdown: &Arc<AtomicBool>) {
+    let _span = tracing::info_span!("build", id = job.build, builder = %job.builder).entered();
+    tracing::info!("running {} at {}", job.repo, job.revision);
+    let control = Arc::new(JobControl {
+        cancel: AtomicBool::new(false),
+        lease_lost: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+        shutdown: shutdown.clone(),
+    });
+    spawn_heartbeat(client, &job, &control);
+    let runner = JobRunner {
+        client,
+        config,
+        job: &job,
+        control: &control,
+    };
+    let ended = runner.steps();
+    let finish = |result: BuildResult, reason: Option<String>| {
+        let body = BuildFinish {
+            lease: job.lease.clone(),
+            result,
+            reason,
+        };
+        let path = runner.path("finish");
+        match client.post_json(&path, &body, &|| control.give_up()) {
+            Ok(_) => tracing::info!("build ended: {}", result.as_str()),
+            Err(error) => tracing::warn!("reporting the build's end: {error}"),
+        }
+    };
+    match ended {
+        Ok((result, reason)) => finish(result, reason),
+        Err(Abort::LeaseLost) => tracing::warn!("lease lost: dropped the build"),
+        Err(Abort::Shutdown) => release(client, &job),
+        Err(Abort::Refused(message)) => {
+            tracing::warn!("{message}");
+            finish(BuildResult::Exception, Some(message));
+        }
+    }
+    // The heartbeat thread may sit in a long-poll; it ends when that returns.
+    control.done.store(true, Ordering::SeqCst);
+}
+
+/// Heartbeats until the job is done: keeps the lease, and hears of cancels
+/// and lost leases as soon as the megatron knows.
+fn spawn_heartbeat(client: &Client, job: &Job, control: &Arc<JobControl>) {
+    let client = client.clone();
+    let control = control.clone();
+    let path = format!("/api/v1/worker/builds/{}/heartbeat", job.build);
+    let hold = Duration::from_millis(job.heartbeat_ms);
+    let request = HeartbeatRequest {
+        lease: job.lease.clone(),
+    };
+    let body = match serde_json::to_value(&request) {
+        Ok(value) => Body::Json(value),
+        Err(error) => {
+            tracing::warn!("encoding the heartbeat: {error}");
+            return;
+        }
+    };
+    let beat = move || {
+        let over = || control.done.load(Ordering::SeqCst) || control.give_up();
+        while !over() {
+            let began = Instant::now();
+            match client.call(&path, &body, hold, &over) {
+                Ok(reply) => match reply.json::<HeartbeatResponse>() {
+                    Ok(answer) if answer.cancel => {
+                        if !control.cancel.swap(true, Ordering::SeqCst) {
+                            tracing::info!("the build was cancelled");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!("heartbeat: {error:#}"),
+                },
+                Err(CallError::LeaseLost) => {
+                    tracing::warn!("heartbeat: the lease was lost");
+                    control.lease_lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(CallError::GaveUp) => return,
+                Err(error) => tracing::warn!("heartbeat: {error}"),
+            }
+            // A megatron that answers at once (a cancelled build, a refusal)
+            // must not make this a busy loop: at most four beats per period.
+            let pace = (hold / 4).max(Duration::from_millis(10));
+            client::sleep_unless(pace.saturating_sub(began.elapsed()), &over);
+        }
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(beat)
+    {
+        // Without heartbeats the lease runs out and the megatron requeues;
+        // the build still runs and reports what it can.
+        tracing::warn!("starting the heartbeat thread: {error}");
+    }
+}
+
+/// One job's run: the checkout, then the configured steps.
+struct JobRunner<'a> {
+    client: &'a Client,
+    config: &'a WorkerConfig,
+    job: &'a Job,
+    control: &'a Arc<JobControl>,
+}
+
+impl JobRunner<'_> {
+    fn path(&self, rest: &str) -> String {
+        format!("/api/v1/worker/builds/{}/{rest}", self.job.build)
+    }
+
+    /// Runs every step until one does not pass; the build's result and the
+    /// reason of the first step that did not pass.
+    fn steps(&self) -> Result<(BuildResult, Option<String>), Abort> {
+        let mut result = BuildResult::Success;
+        let mut reason = None;
+        let checkout = self.step(0, CHECKOUT_STEP, |log| self.checkout(log))?;
+        let mut record = |name: &str, outcome: &StepOutcome| {
+            result = result.worst(outcome.result);
+            if reason.is_none() && !outcome.result.passed() {
+                let why = match (&outcome.reason, outcome.exit_code) {
+                    (Some(why), _) => why.clone(),
+                    (None, Some(code)) => format!("exit code {code}"),
+                    (None, None) => outcome.result.as_str().to_string(),
+                };
+                reason = Some(format!("{name}: {why}"));
+            }
+            outcome.result.passed()
+        };
+        if !record(CHECKOUT_STEP, &checkout) {
+            return Ok((result, reason));
+        }
+        for (i, step) in self.job.steps.iter().enumerate() {
+            if self.control.cancel.load(Ordering::SeqCst) {
+                // Cancelled between steps: nothing is running to kill.
+                return Ok((BuildResult::Cancelled, Some("cancelled".into())));
+            }
+            let outcome = self.step(i + 1, &step.name, |log| self.command(step, log))?;
+            if !record(&step.name, &outcome) {
+                break;
+            }
+        }
+        Ok((result, reason))
+    }
+
+    /// Reports a step's start, streams its output, reports its end.
+    fn step(
+        &self,
+        n: usize,
+        name: &str,
+        body: impl FnOnce(&LogStream) -> StepOutcome,
+    ) -> Result<StepOutcome, Abort> {
+        let lease = self.job.lease.clone();
+        let give_up = || self.control.give_up();
+        self.client
+            .post_json(
+                &self.path(&format!("steps/{n}/start")),
+                &StepStart {
+                    lease: lease.clone(),
+                },
+                &give_up,
+            )
+            .map_err(|e| self.abort(e, &format!("starting step {n} ({name})")))?;
+
+        let control = self.control.clone();
+        let log_path = self.path(&format!("steps/{n}/log?lease={}", url_encode(&lease)));
+        let stream = LogStream::start(
+            self.client.clone(),
+            log_path,
+            Arc::new(move || control.give_up()),
+        )
+        .map_err(|e| Abort::Refused(format!("starting the log thread: {e}")))?;
+        let outcome = body(&stream);
+        stream
+            .close()
+            .map_err(|e| self.abort(e, &format!("sending the log of step {n} ({name})")))?;
+        if self.control.lease_lost.load(Ordering::SeqCst) {
+            return Err(Abort::LeaseLost);
+        }
+        if self.control.shutdown.load(Ordering::SeqCst) {
+            return Err(Abort::Shutdown);
+        }
+        tracing::info!("step {n} ({name}): {}", outcome.result.as_str());
+        let finish = StepFinish {
+            lease,
+            result: outcome.result,
+            exit_code: outcome.exit_code,
+            reason: outcome.reason.clone(),
+        };
+        self.client
+            .post_json(&self.path(&format!("steps/{n}/finish")), &finish, &give_up)
+            .map_err(|e| self.abort(e, &format!("finishing step {n} ({name})")))?;
+        Ok(outcome)
+    }
+
+    fn abort(&self, error: CallError, doing: &str) -> Abort {
+        match error {
+            CallError::LeaseLost => {
+                self.control.lease_lost.store(true, Ordering::SeqCst);
+                Abort::LeaseLost
+            }
+            CallError::GaveUp if self.control.lease_lost.load(Ordering::SeqCst) => Abort::LeaseLost,
+            CallError::GaveUp => Abort::Shutdown,
+            CallError::Rejected { .. } => Abort::Refused(format!("{doing}: {error}")),
+        }
+    }
+
+    /// Step 0: the workspace at the job's revision.
+    fn checkout(&self, log: &LogStream) -> StepOutcome {
+        let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
+        let ended = |result: BuildResult, reason: String| StepOutcome {
+            result,
+            exit_code: None,
+            reason: Some(reason),
+            warning_lines: 0,
+        };
+        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
+            Ok(workspace) => workspace,
+            Err(error) => {
+                line(&format!("{error:#}"));
+                return ended(BuildResult::Exception, format!("{error:#}"));
+            }
+        };
+        let stop = || self.control.stop_step();
+        match workspace::checkout(
+            &workspace,
+            &self.job.repo_url,
+            &self.job.revision,
+            &mut line,
+            &stop,
+        ) {
+            Ok(_) => StepOutcome {
+                result: BuildResult::Success,
+                exit_code: None,
+                reason: None,
+                warning_lines: 0,
+            },
+            Err(CheckoutError::Failure(message)) => {
+                line(&message);
+                ended(BuildResult::Failure, message)
+            }
+            Err(CheckoutError::Exception(error)) => {
+                line(&format!("{error:#}"));
+                ended(BuildResult::Exception, format!("{error:#}"))
+            }
+            Err(CheckoutError::Stopped) => ended(BuildResult::Cancelled, "cancelled".into()),
+        }
+    }
+
+    /// Steps 1..=N: one configured command.
+    fn command(&self, step: &crate::config::Step, log: &LogStream) -> StepOutcome {
+        let warnings = match Warnings::new(&step.warnings, &step.suppress_warnings) {
+            Ok(warnings) => warnings,
+            Err(error) => {
+                log.push(format!("{error:#}\n").as_bytes());
+                return StepOutcome {
+                    result: BuildResult::Failure,
+                    exit_code: None,
+                    reason: Some(format!("{error:#}")),
+                    warning_lines: 0,
+                };
+            }
+        };
+        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
+            Ok(workspace) => workspace,
+            Err(error) => {
+                return StepOutcome {
+                    result: BuildResult::Exception,
+                    exit_code: None,
+                    reason: Some(format!("{error:#}")),
+                    warning_lines: 0,
+                }
+            }
+        };
+        let spec = StepSpec {
+            command: exec::substitute(&step.command, &self.job.parameters),
+            env: step_env(self.job),
+            cwd: workspace.build_dir,
+            // Zero means no limit: a zero limit would kill every step at once.
+            silence_timeout: (step.timeout > 0).then(|| Duration::from_secs(step.timeout)),
+            max_duration: (self.job.max_step_seconds > 0)
+                .then(|| Duration::from_secs(self.job.max_step_seconds)),
+            kill_grace: self.config.kill_grace,
+            warnings,
+        };
+        exec::run_step(&spec, &|| self.control.stop_step(), |bytes| log.push(bytes))
+    }
+}
+
+/// The variables a step sees on top of the worker's own: each parameter,
+/// then `CONSTRUCTICON_BUILD` and `CONSTRUCTICON_BUILDER`, which a parameter
+/// cannot override. A parameter whose name cannot be a variable is left out
+/// of the environment; `{name}` substitution still reaches it.
+fn step_env(job: &Job) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = job
+        .parameters
+        .iter()
+        .filter(|(name, _)| !name.is_empty() && !name.contains(['=', '\0']))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    env.insert("CONSTRUCTICON_BUILD".into(), job.build.to_string());
+    env.insert("CONSTRUCTICON_BUILDER".into(), job.builder.clone());
+    env
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a
+/// lease in a query string.
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

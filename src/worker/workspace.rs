@@ -1,0 +1,458 @@
+//! The worker's folders and the checkout step: bring the build folder to the
+//! job's commit, clean, reusing the clone a previous build left.
+//!
+//! Layout (spec "Names, places and results"): `<workdir>/constructicons/<repo>/`
+//! is the deps folder, `<workdir>/constructicons/<repo>/<repo>/` the build
+//! folder. Deps and fetched results will be siblings of the build folder;
+//! anything in the deps folder the build did not ask for is removed, so no
+//! build sees what an earlier one left.
+//!
+//! git2 is blocking, which suits the worker: it runs on the job's thread.
+
+use crate::model::check_name;
+use anyhow::Context;
+use git2::build::{CheckoutBuilder, RepoBuilder};
+use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, Repository, StatusOptions};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Where one repo's builds happen on this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// `<workdir>/constructicons/<repo>/`: holds the build folder, deps and
+    /// fetched results side by side.
+    pub deps_dir: PathBuf,
+    /// `<workdir>/constructicons/<repo>/<repo>/`: the repo's checkout, where
+    /// steps run.
+    pub build_dir: PathBuf,
+}
+
+impl Workspace {
+    /// The folders for `repo`, refusing a name that would lead outside them.
+    pub fn new(workdir: &Path, repo: &str) -> anyhow::Result<Workspace> {
+        if let Some(why) = check_name(repo) {
+            anyhow::bail!("repo name {repo:?} cannot be a folder name: {why}");
+        }
+        let deps_dir = workdir.join("constructicons").join(repo);
+        let build_dir = deps_dir.join(repo);
+        Ok(Workspace {
+            deps_dir,
+            build_dir,
+        })
+    }
+}
+
+/// Why the checkout failed, which decides the build's result.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// The build's own inputs are wrong: a revision that does not exist, a
+    /// repository that cannot be cloned. The build is a `failure`.
+    #[error("{0}")]
+    Failure(String),
+    /// The worker could not do its part (disk, permissions). An `exception`.
+    #[error("{0:#}")]
+    Exception(anyhow::Error),
+    /// `stop` answered true mid-way.
+    #[error("stopped")]
+    Stopped,
+}
+
+/// Clones or fetches `url` into the build folder, checks out `revision`
+/// (a commit id, or a branch or tag name) detached and forced, removes every
+/// untracked and ignored file, and removes every other entry of the deps
+/// folder. Says what it does through `log`, one line per call. Returns the
+/// commit id checked out.
+pub fn checkout(
+    workspace: &Workspace,
+    url: &str,
+    revision: &str,
+    log: &mut dyn FnMut(&str),
+    stop: &dyn Fn() -> bool,
+) -> Result<Oid, CheckoutError> {
+    std::fs::create_dir_all(&workspace.deps_dir)
+        .with_context(|| format!("creating {}", workspace.deps_dir.display()))
+        .map_err(CheckoutError::Exception)?;
+    remove_strays(workspace, log).map_err(CheckoutError::Exception)?;
+
+    let repo = open_or_clone(workspace, url, log, stop)?;
+    let commit = resolve(&repo, revision)?;
+    let id = commit.id();
+
+    log(&format!("checking out {id}"));
+    let mut force = CheckoutBuilder::new();
+    force.force();
+    repo.checkout_tree(commit.as_object(), Some(&mut force))
+        .and_then(|()| repo.set_head_detached(id))
+        .map_err(|e| exception(e, &format!("checking out {id}")))?;
+
+    let removed = clean(&repo, &workspace.build_dir).map_err(CheckoutError::Exception)?;
+    if removed > 0 {
+        log(&format!("removed {removed} untracked or ignored entries"));
+    }
+    let summary = String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned();
+    log(&format!("checked out {id} {summary}").trim_end().to_string());
+    Ok(id)
+}
+
+/// The existing clone, its origin pointed at `url` and fetched; or a fresh
+/// clone when the build folder holds no usable repository.
+fn open_or_clone(
+    workspace: &Workspace,
+    url: &str,
+    log: &mut dyn FnMut(&str),
+    stop: &dyn Fn() -> bool,
+) -> Result<Repository, CheckoutError> {
+    let dir = &workspace.build_dir;
+    let existing = if dir.join(".git").exists() {
+        match Repository::open(dir) {
+            Ok(repo) => Some(repo),
+            Err(error) => {
+                log(&format!(
+                    "{} is not a usable repository ({}): cloning again",
+                    dir.display(),
+                    error.message()
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    if let Some(repo) = existing {
+        log(&format!("fetching {url}"));
+        // The repo's URL may have changed since the last build (re-registered,
+        // moved): follow it rather than fetch from the old place.
+        repo.remote_set_url("origin", url)
+            .map_err(|e| exception(e, "setting the origin url"))?;
+        {
+            let mut remote = repo
+                .find_remote("origin")
+                .map_err(|e| exception(e, "finding the origin remote"))?;
+            let mut options = fetch_options(stop);
+            remote
+                .fetch(
+                    &[
+                        "+refs/heads/*:refs/remotes/origin/*",
+                        "+refs/tags/*:refs/tags/*",
+                    ],
+                    Some(&mut options),
+                    None,
+                )
+                .map_err(|e| git_failure(e, &format!("fetching {url}"), stop))?;
+        }
+        return Ok(repo);
+    }
+
+    if dir.exists() {
+        remove_path(dir).map_err(CheckoutError::Exception)?;
+    }
+    log(&format!("cloning {url}"));
+    RepoBuilder::new()
+        .fetch_options(fetch_options(stop))
+        .clone(url, dir)
+        .map_err(|e| git_failure(e, &format!("cloning {url}"), stop))
+}
+
+/// Fetch options that abort the transfer once `stop` answers true.
+fn fetch_options<'a>(stop: &'a dyn Fn() -> bool) -> FetchOptions<'a> {
+    let mut callbacks = RemoteCallbacks::new();
+    callbacks.transfer_progress(move |_| !stop());
+    let mut options = FetchOptions::new();
+    options
+        .remote_callbacks(callbacks)
+        .download_tags(AutotagOption::All);
+    options
+}
+
+/// The commit `revision` names. A full commit id is looked up as such; a
+/// name is tried as a remote branch first, because a local branch of that
+/// name (the clone's default branch) is never updated by fetch and would be
+/// stale, then as a tag, then as any revparse expression.
+fn resolve<'r>(repo: &'r Repository, revision: &str) -> Result<git2::Commit<'r>, CheckoutError> {
+    let unknown = || CheckoutError::Failure(format!("unknown revision {revision:?}"));
+    if revision.is_empty() {
+        return Err(unknown());
+    }
+    if revision.len() == 40 {
+        if let Ok(id) = Oid::from_str(revision) {
+            return repo.find_commit(id).map_err(|_| unknown());
+        }
+    }
+    let candidates = [
+        format!("refs/remotes/origin/{revision}"),
+        format!("refs/tags/{revision}"),
+        revision.to_string(),
+    ];
+    for candidate in &candidates {
+        if let Ok(object) = repo.revparse_single(candidate) {
+            return object.peel_to_commit().map_err(|_| {
+                CheckoutError::Failure(format!("revision {revision:?} is not a commit"))
+            });
+        }
+    }
+    Err(unknown())
+}
+
+/// Removes every untracked and ignored entry of the checkout. Untracked
+/// folders are reported whole (no recursion), so a `target/` of a million
+/// files is one `remove_dir_all`, not a million status entries; empty
+/// folders, which git never reports, are swept afterwards.
+fn clean(repo: &Repository, root: &Path) -> anyhow::Result<usize> {
+    let mut options = StatusOptions::new();
+    options
+        .include_untracked(true)
+        .include_ignored(true)
+        .recurse_untracked_dirs(false)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(true);
+    let statuses = repo
+        .statuses(Some(&mut options))
+        .context("listing untracked files")?;
+    let mut removed = 0;
+    for entry in statuses.iter() {
+        let status = entry.status();
+        if !(status.is_wt_new() || status.is_ignored()) {
+            continue;
+        }
+        let relative = Path::new(OsStr::from_bytes(entry.path_bytes()));
+        remove_path(&root.join(relative))?;
+        removed += 1;
+    }
+    removed += remove_empty_dirs(root, true)?;
+    Ok(removed)
+}
+
+/// Removes empty folders below `dir` (and `dir` itself unless `keep`),
+/// leaving `.git` alone. Returns how many were removed.
+fn remove_empty_dirs(dir: &Path, keep: bool) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    let mut empty = true;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let path = entry.path();
+        let is_dir = entry
+            .file_type()
+            .with_context(|| format!("inspecting {}", path.display()))?
+            .is_dir();
+        if is_dir && entry.file_name() != ".git" {
+            removed += remove_empty_dirs(&path, false)?;
+            if path.exists() {
+                empty = false;
+            }
+        } else {
+            empty = false;
+        }
+    }
+    if empty && !keep {
+        std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Removes every entry of the deps folder but the build folder: for now a
+/// build asks for nothing else there.
+fn remove_strays(workspace: &Workspace, log: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    let keep = workspace.build_dir.file_name();
+    let entries = std::fs::read_dir(&workspace.deps_dir)
+        .with_context(|| format!("reading {}", workspace.deps_dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", workspace.deps_dir.display()))?;
+        if Some(entry.file_name().as_os_str()) == keep {
+            continue;
+        }
+        log(&format!(
+            "removing {}, which this build did not ask for",
+            entry.path().display()
+        ));
+        remove_path(&entry.path())?;
+    }
+    Ok(())
+}
+
+/// Removes a file, a symlink (not what it points to) or a whole folder.
+fn remove_path(path: &Path) -> anyhow::Result<()> {
+    let metadata = std::fs::symlink_metadata(path)
+        .with_context(|| format!("inspecting {}", path.display()))?;
+    let result = if metadata.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    result.with_context(|| format!("removing {}", path.display()))
+}
+
+fn exception(error: git2::Error, doing: &str) -> CheckoutError {
+    CheckoutError::Exception(anyhow::Error::new(error).context(doing.to_string()))
+}
+
+/// A clone or fetch that failed: stopped on request, or the repository is
+/// unreachable, which is the build's input being wrong from here.
+fn git_failure(error: git2::Error, doing: &str, stop: &dyn Fn() -> bool) -> CheckoutError {
+    if stop() {
+        CheckoutError::Stopped
+    } else {
+        CheckoutError::Failure(format!("{doing}: {}", error.message()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use git2::Signature;
+
+    /// A repository with a file `name` holding `content`, committed; returns
+    /// the new commit's id.
+    fn commit(repo: &Repository, name: &str, content: &str) -> Oid {
+        let workdir = repo.workdir().unwrap();
+        std::fs::write(workdir.join(name), content).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new(name)).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let signature = Signature::now("test", "test@example.com").unwrap();
+        let parents: Vec<git2::Commit> = repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            &format!("add {name}"),
+            &tree,
+            &parents,
+        )
+        .unwrap()
+    }
+
+    fn never() -> bool {
+        false
+    }
+
+    fn run(
+        workspace: &Workspace,
+        url: &str,
+        revision: &str,
+    ) -> (Result<Oid, CheckoutError>, String) {
+        let mut log = String::new();
+        let result = checkout(
+            workspace,
+            url,
+            revision,
+            &mut |line| {
+                log.push_str(line);
+                log.push('\n');
+            },
+            &never,
+        );
+        (result, log)
+    }
+
+    #[test]
+    fn refuses_names_that_leave_the_workdir() {
+        for name in ["", ".", "..", "a/b"] {
+            assert!(Workspace::new(Path::new("/w"), name).is_err(), "{name:?}");
+        }
+        let workspace = Workspace::new(Path::new("/w"), "hello").unwrap();
+        assert_eq!(workspace.deps_dir, Path::new("/w/constructicons/hello"));
+        assert_eq!(
+            workspace.build_dir,
+            Path::new("/w/constructicons/hello/hello")
+        );
+    }
+
+    #[test]
+    fn clones_then_fetches_and_leaves_a_clean_checkout() {
+        let upstream_dir = tempfile::tempdir().unwrap();
+        let workdir = tempfile::tempdir().unwrap();
+        let upstream = Repository::init(upstream_dir.path()).unwrap();
+        let first = commit(&upstream, ".gitignore", "target/\n");
+        let second = commit(&upstream, "a.txt", "one\n");
+        let workspace = Workspace::new(workdir.path(), "hello").unwrap();
+        let url = upstream_dir.path().to_str().unwrap();
+
+        // First build: a clone, at an older commit than the branch tip.
+        let (result, log) = run(&workspace, url, &first.to_string());
+        assert_eq!(result.unwrap(), first);
+        assert!(log.contains(&format!("cloning {url}")), "{log}");
+        assert!(log.contains(&format!("checked out {first}")), "{log}");
+        assert!(!workspace.build_dir.join("a.txt").exists());
+
+        // Leftovers of that build: untracked, ignored, nested, empty, and a
+        // stray sibling of the build folder.
+        let build = &workspace.build_dir;
+        std::fs::write(build.join("stale.txt"), "x").unwrap();
+        std::fs::create_dir_all(build.join("target/debug")).unwrap();
+        std::fs::write(build.join("target/debug/out"), "x").unwrap();
+        std::fs::create_dir_all(build.join("new/deeper")).unwrap();
+        std::fs::write(build.join("new/deeper/f"), "x").unwrap();
+        std::fs::create_dir_all(build.join("empty/too")).unwrap();
+        std::fs::write(build.join(".gitignore"), "modified\n").unwrap();
+        std::fs::create_dir_all(workspace.deps_dir.join("stray")).unwrap();
+        std::fs::write(workspace.deps_dir.join("stray-file"), "x").unwrap();
+
+        // Upstream moves on; the second build fetches it.
+        let third = commit(&upstream, "b.txt", "two\n");
+        let (result, log) = run(&workspace, &format!("file://{url}"), &third.to_string());
+        assert_eq!(result.unwrap(), third);
+        assert!(log.contains("fetching file://"), "{log}");
+        assert!(!log.contains("cloning"), "{log}");
+        let mut entries: Vec<String> = std::fs::read_dir(build)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        assert_eq!(entries, [".git", ".gitignore", "a.txt", "b.txt"]);
+        assert_eq!(
+            std::fs::read_to_string(build.join(".gitignore")).unwrap(),
+            "target/\n"
+        );
+        let siblings: Vec<_> = std::fs::read_dir(&workspace.deps_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(siblings, ["hello"]);
+        let repo = Repository::open(build).unwrap();
+        assert!(repo.head_detached().unwrap());
+        assert_eq!(repo.head().unwrap().target(), Some(third));
+
+        // A branch name resolves to the fetched tip, an older commit by id.
+        let (result, _) = run(&workspace, url, &second.to_string());
+        assert_eq!(result.unwrap(), second);
+        assert!(!build.join("b.txt").exists());
+        let branch = upstream.head().unwrap().shorthand().unwrap().to_string();
+        let (result, _) = run(&workspace, url, &branch);
+        assert_eq!(result.unwrap(), third);
+    }
+
+    #[test]
+    fn an_unknown_revision_is_a_failure() {
+        let upstream_dir = tempfile::tempdir().unwrap();
+        let workdir = tempfile::tempdir().unwrap();
+        let upstream = Repository::init(upstream_dir.path()).unwrap();
+        commit(&upstream, "a.txt", "one\n");
+        let workspace = Workspace::new(workdir.path(), "hello").unwrap();
+        let url = upstream_dir.path().to_str().unwrap();
+        for revision in ["no-such-branch", &"0".repeat(40), ""] {
+            match run(&workspace, url, revision).0 {
+                Err(CheckoutError::Failure(message)) => {
+                    assert!(message.contains("unknown revision"), "{message}")
+                }
+                other => panic!("{revision}: {other:?}"),
+            }
+        }
+        let missing = workdir.path().join("missing");
+        match run(&workspace, missing.to_str().unwrap(), "main").0 {
+            Err(CheckoutError::Failure(message)) => {
+                assert!(message.starts_with("fetching"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
