@@ -222,12 +222,11 @@ pub fn run_step(
                 }
             }
         }
-        if eof {
-            if status.is_some() {
-                break;
-            }
-            // Output is closed but the shell lives on: keep waiting for it,
-            // the timeouts below still apply.
+        // Done when both output and shell ended. Output closed while the
+        // shell lives on (it closed its stdout) is waited out like any
+        // step: the timeouts below still apply.
+        if eof && status.is_some() {
+            break;
         }
         let now = Instant::now();
 

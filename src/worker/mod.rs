@@ -263,6 +263,9 @@ fn run_job(client: &Client, config: &WorkerConfig, job: Job, shutdown: &Arc<Atom
         control: &control,
     };
     let ended = runner.steps();
+    // Heartbeats stop before the end is reported: the lease outlives the
+    // report, and a heartbeat answered after it would only find it gone.
+    control.done.store(true, Ordering::SeqCst);
     let finish = |result: BuildResult, reason: Option<String>| {
         let body = BuildFinish {
             lease: job.lease.clone(),
@@ -284,8 +287,8 @@ fn run_job(client: &Client, config: &WorkerConfig, job: Job, shutdown: &Arc<Atom
             finish(BuildResult::Exception, Some(message));
         }
     }
-    // The heartbeat thread may sit in a long-poll; it ends when that returns.
-    control.done.store(true, Ordering::SeqCst);
+    // The heartbeat thread may still sit in a long-poll; it ends when that
+    // returns.
 }
 
 /// Heartbeats until the job is done: keeps the lease, and hears of cancels
@@ -319,6 +322,7 @@ fn spawn_heartbeat(client: &Client, job: &Job, control: &Arc<JobControl>) {
                     Ok(_) => {}
                     Err(error) => tracing::warn!("heartbeat: {error:#}"),
                 },
+                Err(CallError::LeaseLost) if control.done.load(Ordering::SeqCst) => return,
                 Err(CallError::LeaseLost) => {
                     tracing::warn!("heartbeat: the lease was lost");
                     control.lease_lost.store(true, Ordering::SeqCst);

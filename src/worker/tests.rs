@@ -350,6 +350,24 @@ fn a_build_is_checked_out_run_and_reported_in_order() {
         "env=it's $(here)\narg=it's $(here)\nwarning: w\n"
     );
     assert_eq!(megatron.log(7, 2), "one\n7 hello-basic\n");
+    // Each step's output is posted between its start and its finish.
+    let paths: Vec<String> = megatron
+        .state()
+        .requests
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    for n in 0..3 {
+        let at = |p: &str| paths.iter().position(|q| q == p).unwrap();
+        let start = at(&format!("builds/7/steps/{n}/start"));
+        let finish = at(&format!("builds/7/steps/{n}/finish"));
+        let prefix = format!("builds/7/steps/{n}/log?");
+        for (i, path) in paths.iter().enumerate() {
+            if path.starts_with(&prefix) {
+                assert!(start < i && i < finish, "{paths:?}");
+            }
+        }
+    }
     // Every log call carries the lease, encoded, and raw bytes.
     let logs: Vec<Recorded> = megatron
         .state()

@@ -91,7 +91,7 @@ pub fn checkout(
         log(&format!("removed {removed} untracked or ignored entries"));
     }
     let summary = String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned();
-    log(&format!("checked out {id} {summary}").trim_end().to_string());
+    log(format!("checked out {id} {summary}").trim_end());
     Ok(id)
 }
 

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod system;
+
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
