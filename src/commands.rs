@@ -105,6 +105,11 @@ fn run_megatron(args: MegatronArgs) -> anyhow::Result<ExitCode> {
         timing: Timing::from(&args.timing),
     };
     runtime()?.block_on(async move {
+        // Open the store (and write the admin token) before saying we listen,
+        // so whoever reads the address finds everything in place.
+        let state = tokio::task::spawn_blocking(move || megatron::State::open(options))
+            .await
+            .context("starting the megatron")??;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -117,7 +122,7 @@ fn run_megatron(args: MegatronArgs) -> anyhow::Result<ExitCode> {
             megatron::admin_token_path(&args.data).display()
         );
         let _ = std::io::stdout().flush();
-        megatron::serve(listener, options, shutdown_signal()).await
+        megatron::serve_state(listener, state, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

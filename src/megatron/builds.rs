@@ -336,10 +336,8 @@ impl State {
         {
             let _write = lock(&self.build_write);
             let mut build = self.store.build(id)?;
-            build.worker = None;
-            build.lease = None;
-            build.started = None;
             build.attempts = build.attempts.saturating_sub(1);
+            self.reset_for_rerun(&mut build)?;
             self.store.requeue_build(&mut build)?;
             let mut dispatcher = lock(&self.dispatcher);
             dispatcher.release(id);
@@ -403,13 +401,8 @@ impl State {
             );
             if build.attempts < 2 && !build.cancel_requested {
                 tracing::warn!(build = id, worker = %running.worker, "lease expired; requeueing");
-                build.worker = None;
-                build.lease = None;
+                self.reset_for_rerun(&mut build)?;
                 build.result_reason = Some(format!("{lost}; requeued"));
-                for step in &mut build.steps {
-                    *step = StepRecord::pending(&step.name, &step.command);
-                }
-                self.store.delete_logs(build.id)?;
                 self.store.requeue_build(&mut build)?;
                 if let Some(sequence) = build.queue_sequence {
                     lock(&self.dispatcher).enqueue(sequence, pending_of(&build));
@@ -435,6 +428,19 @@ impl State {
         }
         self.store.flush()?;
         Ok(expired.len())
+    }
+
+    /// Forgets a build's run so far (worker, steps, logs): it runs again
+    /// from the start.
+    fn reset_for_rerun(&self, build: &mut BuildRecord) -> Result<()> {
+        build.worker = None;
+        build.lease = None;
+        build.started = None;
+        for step in &mut build.steps {
+            *step = StepRecord::pending(&step.name, &step.command);
+        }
+        self.store.delete_logs(build.id)?;
+        Ok(())
     }
 
     fn apply_horizon(&self, builder: &str) -> Result<()> {

@@ -322,7 +322,9 @@ fn spawn_heartbeat(client: &Client, job: &Job, control: &Arc<JobControl>) {
                     Ok(_) => {}
                     Err(error) => tracing::warn!("heartbeat: {error:#}"),
                 },
-                Err(CallError::LeaseLost) if control.done.load(Ordering::SeqCst) => return,
+                // The build's end is reported: whatever this beat heard
+                // (the build gone, the lease gone) is old news.
+                Err(_) if control.done.load(Ordering::SeqCst) => return,
                 Err(CallError::LeaseLost) => {
                     tracing::warn!("heartbeat: the lease was lost");
                     control.lease_lost.store(true, Ordering::SeqCst);

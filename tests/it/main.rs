@@ -6,4 +6,5 @@ mod common;
 mod eval;
 mod examples;
 mod hostile;
+mod resilience;
 mod stdlib;

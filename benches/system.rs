@@ -1,0 +1,228 @@
+//! The whole system, measured as users run it: a release megatron process
+//! and two release worker processes on loopback, a real git repo, real
+//! checkouts.
+//!
+//! - 200 trivial builds (one `true` step) forced at once across 2 workers:
+//!   builds per second, from the first force to the last result.
+//! - force → complete of one trivial build on an idle system, 20 times:
+//!   median and max.
+//! - the megatron's RSS idle and after the 200.
+//!
+//! Run with `cargo bench --bench system` (or `scripts/bench`). Not a test:
+//! it prints figures and asserts nothing about them.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_constructicon");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &Value, bearer: Option<&str>) -> Value {
+    let mut request = agent.post(url);
+    if let Some(token) = bearer {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send_json(body).expect("post");
+    let text = response.body_mut().read_to_string().expect("body");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn get(agent: &ureq::Agent, url: &str) -> Value {
+    let mut response = agent.get(url).call().expect("get");
+    let text = response.body_mut().read_to_string().expect("body");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn git_repo(dir: &Path) {
+    let mut options = git2::RepositoryInitOptions::new();
+    options.initial_head("main");
+    let repo = git2::Repository::init_opts(dir, &options).expect("init");
+    std::fs::write(
+        dir.join("constructicon.rhai"),
+        r#"constructicon = #{
+    builders: #{ trivial: #{ commands: ["true"], schedulers: ["force"] } },
+    schedulers: #{ force: #{ type: "force" } },
+};"#,
+    )
+    .expect("write");
+    let mut index = repo.index().expect("index");
+    index
+        .add_path(Path::new("constructicon.rhai"))
+        .expect("add");
+    index.write().expect("index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
+    let signature = git2::Signature::now("bench", "bench@example.invalid").expect("sig");
+    repo.commit(Some("HEAD"), &signature, &signature, "config", &tree, &[])
+        .expect("commit");
+}
+
+fn main() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path();
+    std::fs::write(
+        dir.join("cybertron.rhai"),
+        r#"cybertron = #{ workers: #{ w1: #{}, w2: #{} }, horizon: 1000 };"#,
+    )
+    .expect("cybertron");
+    let repo = dir.join("bench");
+    git_repo(&repo);
+
+    let mut megatron = Command::new(BIN)
+        .args(["megatron", "--listen", "127.0.0.1:0", "--cybertron"])
+        .arg(dir.join("cybertron.rhai"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("megatron");
+    let stdout = megatron.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("address").expect("read");
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let url = format!(
+        "http://{}",
+        first.trim_start_matches("megatron listening on http://")
+    );
+    let megatron_pid = megatron.id();
+    let _megatron = Killed(megatron);
+    let agent = agent();
+
+    let admin = std::fs::read_to_string(dir.join("data/admin-token")).expect("admin token");
+    let added = post(
+        &agent,
+        &format!("{url}/api/v1/repos"),
+        &json!({ "url": repo.display().to_string() }),
+        None,
+    );
+    assert!(added["error"].is_null(), "{added}");
+    let mut workers = Vec::new();
+    for name in ["w1", "w2"] {
+        let token = post(
+            &agent,
+            &format!("{url}/api/v1/workers/{name}/token"),
+            &json!({}),
+            Some(admin.trim()),
+        );
+        let token = token["token"].as_str().expect("token").to_string();
+        let child = Command::new(BIN)
+            .args([
+                "worker",
+                "--megatron",
+                &url,
+                "--name",
+                name,
+                "--token",
+                &token,
+                "--workdir",
+            ])
+            .arg(dir.join(format!("work-{name}")))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("worker");
+        workers.push(Killed(child));
+    }
+    // Let both workers clone once and sit in their claim long-polls.
+    let force = |agent: &ureq::Agent| -> u64 {
+        let body = post(
+            agent,
+            &format!("{url}/api/v1/builders/bench-trivial/force"),
+            &json!({}),
+            None,
+        );
+        body["build"].as_u64().expect("build id")
+    };
+    let wait = |agent: &ureq::Agent, id: u64| loop {
+        let build = get(agent, &format!("{url}/api/v1/builds/{id}"));
+        if build["state"] == "finished" {
+            assert_eq!(build["result"], "success", "{build}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    for _ in 0..4 {
+        let id = force(&agent);
+        wait(&agent, id);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = rss_kb(megatron_pid);
+
+    // force → complete on an idle system.
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let id = force(&agent);
+        wait(&agent, id);
+        latencies.push(started.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    latencies.sort();
+
+    // 200 at once.
+    let started = Instant::now();
+    let ids: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| (0..50).map(|_| force(&agent)).collect::<Vec<u64>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("forcing"))
+            .collect()
+    });
+    let forced = started.elapsed();
+    for id in &ids {
+        wait(&agent, *id);
+    }
+    let total = started.elapsed();
+    let busy_rss = rss_kb(megatron_pid);
+
+    println!("system benchmark (release; megatron + 2 workers on loopback; one `true` step with checkout)");
+    println!(
+        "  200 builds forced at once: {:.0} builds/s ({:.2} s in all; forcing took {:.2} s)",
+        200.0 / total.as_secs_f64(),
+        total.as_secs_f64(),
+        forced.as_secs_f64()
+    );
+    println!(
+        "  force -> complete, idle, 20 runs: median {:.1} ms, max {:.1} ms",
+        latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
+        latencies[latencies.len() - 1].as_secs_f64() * 1000.0
+    );
+    println!(
+        "  megatron RSS: {} MB idle, {} MB after the 200",
+        idle_rss / 1024,
+        busy_rss / 1024
+    );
+    drop(workers);
+}
