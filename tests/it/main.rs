@@ -8,3 +8,4 @@ mod examples;
 mod hostile;
 mod resilience;
 mod stdlib;
+mod system;
