@@ -69,6 +69,9 @@ pub struct MegatronArgs {
     /// 127.0.0.1:9120. Port 0 picks a free port (printed at start).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// The most one build may upload, in MiB (unzipped archives included).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_artifact_mb: u64,
     #[command(flatten)]
     pub timing: TimingArgs,
 }

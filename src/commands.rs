@@ -103,6 +103,7 @@ fn run_megatron(args: MegatronArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data.clone(),
         cybertron,
         timing: Timing::from(&args.timing),
+        max_artifact_bytes: args.max_artifact_mb.saturating_mul(1 << 20),
     };
     runtime()?.block_on(async move {
         // Open the store (and write the admin token) before saying we listen,

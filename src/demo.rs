@@ -96,6 +96,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             data_dir: data.join("megatron"),
             cybertron,
             timing: Timing::default(),
+            max_artifact_bytes: megatron::DEFAULT_MAX_ARTIFACT_BYTES,
         };
         let state = tokio::task::spawn_blocking(move || State::open(options)).await??;
         let token = megatron::random_secret()?;

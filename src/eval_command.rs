@@ -326,11 +326,13 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
             };
             let _ = writeln!(out, "  upload:     {source} -> {destination}{notes}");
         }
-        for (target, expressions) in &builder.get {
+        for get in &builder.get {
             let _ = writeln!(
                 out,
-                "  get:        results of {target}, the build with the greatest {}",
-                expressions.join(", ")
+                "  get:        results of {} into ../{}/, the build with the greatest {}",
+                get.builder,
+                get.folder,
+                get.values.join(", ")
             );
         }
     }

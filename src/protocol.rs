@@ -9,6 +9,7 @@
 //! carries the job's lease id: a worker whose lease was taken away (it went
 //! silent and the build was requeued) is refused, so no build completes twice.
 
+use crate::config::spec::DepSpec;
 use crate::config::Step;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -80,7 +81,105 @@ pub struct Job {
     pub max_step_seconds: u64,
     /// How often the worker must call heartbeat, in milliseconds.
     pub heartbeat_ms: u64,
+    /// Other repos to fetch beside the build folder (`../<name>`), the
+    /// builder's and builder_base's; a dep with `builder` also brings that
+    /// builder's deps, recursively, read from the dep's own config.
+    #[serde(default)]
+    pub deps: Vec<DepSpec>,
+    /// Revisions a person pinned when forcing: repo URL or name → branch, tag
+    /// or commit. They win over a dep's `revision`, at any depth.
+    #[serde(default)]
+    pub revisions: BTreeMap<String, String>,
+    /// Results of other builds to download before the steps.
+    #[serde(default)]
+    pub get: Vec<GetJob>,
+    /// Source (relative to the build folder) → destination, uploaded after
+    /// the steps, also when a step failed.
+    #[serde(default)]
+    pub upload: BTreeMap<String, String>,
+    /// Sources zipped before upload (sent as one `.zip` to their destination).
+    #[serde(default)]
+    pub zip: Vec<String>,
+    /// The most bytes the megatron takes for one build's uploads.
+    #[serde(default)]
+    pub max_upload_bytes: u64,
 }
+
+/// One `get` entry as the megatron resolved it when the job was claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetJob {
+    /// The builder whose results these are (full name).
+    pub builder: String,
+    /// The folder beside the build folder they land in.
+    pub folder: String,
+    /// The chosen build; `None` when no build of that builder succeeded.
+    pub build: Option<u64>,
+    /// Why there is none, for the get step's failure.
+    pub reason: Option<String>,
+}
+
+/// What each step index of a job is. Index 0 is the checkout (with the
+/// deps); then `get` when the job has get entries; then the configured
+/// steps; then `upload` when it has uploads. The megatron lays out the
+/// build's step records the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Checkout,
+    Get,
+    /// Index into the job's configured steps.
+    Configured(usize),
+    Upload,
+}
+
+/// The steps of a build in order, from its counts.
+pub fn step_layout(has_get: bool, configured: usize, has_upload: bool) -> Vec<StepKind> {
+    let mut layout = vec![StepKind::Checkout];
+    if has_get {
+        layout.push(StepKind::Get);
+    }
+    layout.extend((0..configured).map(StepKind::Configured));
+    if has_upload {
+        layout.push(StepKind::Upload);
+    }
+    layout
+}
+
+impl Job {
+    pub fn layout(&self) -> Vec<StepKind> {
+        step_layout(!self.get.is_empty(), self.steps.len(), !self.upload.is_empty())
+    }
+}
+
+/// `POST /api/v1/worker/builds/{id}/revisions`: the commits the checkout
+/// resolved, repo URL → commit, for the repo and every dep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevisionsReport {
+    pub lease: String,
+    pub revisions: BTreeMap<String, String>,
+}
+
+/// How an artifact upload is sent: `PUT /api/v1/worker/builds/{id}/artifacts/{path}?lease=L&kind=K`
+/// with the bytes as the body. `file` stores the body at `path`; `zip`
+/// stores it at `path` as is, or, when the builder unzips `path`, extracts
+/// it into the folder `path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadKind {
+    File,
+    Zip,
+}
+
+/// One stored artifact, as `GET /api/v1/builds/{id}/artifacts` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Path under the build's artifacts, `/`-separated.
+    pub path: String,
+    pub size: u64,
+}
+
+/// The names of the steps the worker adds around the configured ones.
+pub const GET_STEP: &str = "get";
+pub const UPLOAD_STEP: &str = "upload";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimRequest {
@@ -100,8 +199,7 @@ pub struct HeartbeatResponse {
     pub cancel: bool,
 }
 
-/// Index `n` counts the build's steps as the job lists them, with `checkout`
-/// (the worker's own preparation) as step 0 before them.
+/// Index `n` counts the build's steps as [`step_layout`] lays them out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepStart {
     pub lease: String,

@@ -48,8 +48,21 @@ pub struct Builder {
     pub zip: Vec<String>,
     pub unzip: Vec<String>,
     pub url: BTreeMap<String, String>,
-    /// Builder full name → value expressions choosing which build's results.
-    pub get: BTreeMap<String, Vec<String>>,
+    /// Results of other builders' builds to fetch before the steps.
+    pub get: Vec<GetSpec>,
+}
+
+/// One `get` entry: whose results, where they land, and how the build is
+/// chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetSpec {
+    /// The builder's full name.
+    pub builder: String,
+    /// The folder beside the build folder they land in: the name as the
+    /// config wrote it (`../basic/` for `get: #{ basic: [...] }`).
+    pub folder: String,
+    /// Value expressions over `build`; the build giving the greatest wins.
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,7 +353,7 @@ pub fn build(
             }
         }
 
-        let mut get = BTreeMap::new();
+        let mut get = Vec::new();
         for (target, expressions) in &builder.get {
             let entry_path = child(&child(&path, "get"), target);
             for (i, expression) in expressions.iter().enumerate() {
@@ -357,7 +370,11 @@ pub fn build(
             } else {
                 target.clone()
             };
-            get.insert(target_name, expressions.clone());
+            get.push(GetSpec {
+                builder: target_name,
+                folder: target.clone(),
+                values: expressions.clone(),
+            });
         }
 
         let zip = union(&builder.zip, &base.zip);

@@ -7,6 +7,7 @@
 //! it takes script bytes, and a [`SourceLoader`] for the files a repo's script
 //! imports.
 
+pub mod choose;
 pub mod diagnostic;
 pub mod graph;
 pub mod reader;
@@ -14,7 +15,7 @@ pub mod sandbox;
 pub mod spec;
 
 pub use diagnostic::Diagnostic;
-pub use graph::{Builder, Graph, Scheduler, Step};
+pub use graph::{Builder, GetSpec, Graph, Scheduler, Step};
 pub use sandbox::{FsLoader, Limits, SourceLoader};
 pub use spec::CybertronSpec;
 
@@ -340,6 +341,32 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     }
 }
 
+/// The deps a repo's own builder declares, read from its config without a
+/// cybertron (a dep with `builder` brings these along). `builder` is the
+/// builder's name as the repo's config writes it, or its full name.
+pub fn builder_deps(input: RepoInput, builder: &str, limits: &Limits) -> Result<Vec<spec::DepSpec>, String> {
+    let limits = limits.clone();
+    let builder = builder.to_string();
+    on_sandbox_thread(move || {
+        let file = input.file.clone();
+        let source = decode(&file, input.bytes, &limits).map_err(|d| d.to_string())?;
+        let sandbox = Sandbox::new(&limits, input.loader);
+        let json = run(&sandbox, &file, &source, "constructicon").map_err(|errors| {
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        })?;
+        let mut reader = Reader::default();
+        let spec = spec::read_constructicon(&mut reader, &json, &input.name);
+        let short = builder
+            .strip_prefix(&format!("{}-", input.name))
+            .filter(|short| spec.builders.contains_key(*short))
+            .unwrap_or(&builder);
+        match spec.builders.get(short) {
+            Some(found) => Ok(found.deps.clone()),
+            None => Err(format!("{file} of {} defines no builder {builder}", input.name)),
+        }
+    })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +547,25 @@ cybertron = #{
         assert_eq!(
             messages(&evaluation),
             ["constructicon.rhai:1:33: syntax error: 'go' is a reserved keyword; to use it as a map key, quote it: \"go\": ..."]
+        );
+    }
+
+    #[test]
+    fn a_builders_own_deps_are_read_without_a_cybertron() {
+        let input = |source: &str| RepoInput {
+            name: "lib".into(),
+            file: CONSTRUCTICON_FILE.into(),
+            bytes: source.as_bytes().to_vec(),
+            loader: None,
+        };
+        let source = r#"constructicon = #{ builders: #{ build: #{ deps: ["https://example.com/a.git", #{ url: "https://example.com/b.git", revision: "v1" }], commands: ["x"], accept: "false" } } };"#;
+        let deps = builder_deps(input(source), "build", &Limits::default()).expect("deps");
+        let names: Vec<&str> = deps.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(builder_deps(input(source), "lib-build", &Limits::default()).map(|d| d.len()), Ok(2));
+        assert_eq!(
+            builder_deps(input(source), "nope", &Limits::default()),
+            Err("constructicon.rhai of lib defines no builder nope".to_string())
         );
     }
 

@@ -56,6 +56,10 @@ pub fn router(state: Arc<State>) -> Router {
             "/api/v1/worker/builds/{id}/finish",
             post(worker_api::build_finish),
         )
+        .route(
+            "/api/v1/worker/builds/{id}/revisions",
+            post(worker_api::revisions),
+        )
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -8,7 +8,8 @@ use super::api::bearer;
 use super::{parse_id, parse_json, ApiError};
 use crate::megatron::{secret_hash, State};
 use crate::protocol::{
-    BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, StepFinish, StepStart,
+    BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, RevisionsReport, StepFinish,
+    StepStart,
     WORKER_HEADER,
 };
 use axum::body::Bytes;
@@ -186,4 +187,19 @@ pub async fn build_finish(
         .await?;
     tracing::info!(build = build.id, builder = %build.builder, result = ?build.result, "build finished");
     Ok(Json(serde_json::json!({ "build": build.id })).into_response())
+}
+
+pub async fn revisions(
+    state: AppState,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker = authenticate(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let request: RevisionsReport = parse_json(&body)?;
+    state
+        .blocking(move |s| s.record_revisions(id, &worker, &request.lease, request.revisions))
+        .await?;
+    Ok(Json(serde_json::json!({})))
 }

@@ -8,7 +8,10 @@
 use super::dispatch::Pending;
 use super::{lock, random_secret, Error, Result, State};
 use crate::config::spec::{SchedulerSpec, MAX_TIMEOUT};
-use crate::protocol::{BuildResult, Job, StepFinish, CHECKOUT_STEP};
+use crate::config::choose::choose_build;
+use crate::protocol::{
+    step_layout, BuildResult, GetJob, Job, StepFinish, StepKind, CHECKOUT_STEP, GET_STEP, UPLOAD_STEP,
+};
 use crate::store::{self, now_ms, BuildRecord, BuildState, Provenance, StepRecord};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -26,6 +29,36 @@ pub struct ForceRequest {
     /// Who forced it, for the build's reason.
     #[serde(default)]
     pub by: Option<String>,
+}
+
+/// A build's step records, laid out as `protocol::step_layout` says.
+pub fn step_records(spec: &crate::config::Builder, revision: &str) -> Vec<StepRecord> {
+    step_layout(!spec.get.is_empty(), spec.steps.len(), !spec.upload.is_empty())
+        .into_iter()
+        .map(|kind| match kind {
+            StepKind::Checkout => StepRecord::pending(CHECKOUT_STEP, &format!("check out {revision} and the deps")),
+            StepKind::Get => StepRecord::pending(GET_STEP, "download the results of other builds"),
+            StepKind::Configured(i) => StepRecord::pending(&spec.steps[i].name, &spec.steps[i].command),
+            StepKind::Upload => StepRecord::pending(UPLOAD_STEP, "upload the results"),
+        })
+        .collect()
+}
+
+/// A build as `get` value expressions see it.
+pub fn build_value(build: &BuildRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": build.id,
+        "number": build.number,
+        "builder": build.builder,
+        "result": build.result.map(BuildResult::as_str),
+        "revision": build.revision,
+        "revisions": build.revisions,
+        "parameters": build.parameters,
+        "worker": build.worker,
+        "created": build.created,
+        "started": build.started,
+        "finished": build.finished,
+    })
 }
 
 /// The dispatcher's view of a build.
@@ -98,15 +131,7 @@ impl State {
             }
         }
 
-        let mut steps = vec![StepRecord::pending(
-            CHECKOUT_STEP,
-            &format!("check out {revision}"),
-        )];
-        steps.extend(
-            spec.steps
-                .iter()
-                .map(|s| StepRecord::pending(&s.name, &s.command)),
-        );
+        let steps = step_records(&spec, &revision);
         let record = BuildRecord {
             id: 0,
             number: 0,
@@ -140,6 +165,9 @@ impl State {
                 system_version: env!("CARGO_PKG_VERSION").to_string(),
             },
             spec,
+            pins: request.revisions.clone(),
+            revisions: BTreeMap::new(),
+            got: BTreeMap::new(),
         };
         let build = self.store.create_build(record)?;
         self.store.flush()?;
@@ -162,23 +190,28 @@ impl State {
             self.timing.lease,
         );
         let Some(id) = claimed else { return Ok(None) };
-        let written = (|| -> Result<BuildRecord> {
+        let written = (|| -> Result<(BuildRecord, Vec<GetJob>)> {
+            let get = self.resolve_get(&self.store.build(id)?.spec.get)?;
             let _write = lock(&self.build_write);
             let mut build = self.store.build(id)?;
+            build.got = get
+                .iter()
+                .filter_map(|g| g.build.map(|b| (g.builder.clone(), b)))
+                .collect();
             build.state = BuildState::Running;
             build.worker = Some(worker.to_string());
             build.lease = Some(lease.clone());
             build.attempts += 1;
             build.started = Some(now_ms());
             self.store.put_build(&build)?;
-            Ok(build)
+            Ok((build, get))
         })()
-        .and_then(|build| {
+        .and_then(|(build, get)| {
             self.store.flush()?;
-            Ok(build)
+            Ok((build, get))
         });
         match written {
-            Ok(build) => Ok(Some(Job {
+            Ok((build, get)) => Ok(Some(Job {
                 build: build.id,
                 lease,
                 builder: build.builder.clone(),
@@ -189,6 +222,12 @@ impl State {
                 steps: build.spec.steps.clone(),
                 max_step_seconds: MAX_TIMEOUT,
                 heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
+                deps: build.spec.deps.clone(),
+                revisions: build.pins.clone(),
+                get,
+                upload: build.spec.upload.clone(),
+                zip: build.spec.zip.clone(),
+                max_upload_bytes: self.max_artifact_bytes,
             })),
             Err(e) => {
                 // The store did not take it: the build stays queued.
@@ -200,6 +239,51 @@ impl State {
                 Err(e)
             }
         }
+    }
+
+    /// For each `get` entry, the build whose results it fetches: of the
+    /// builder's builds that passed, the one whose value expressions give the
+    /// greatest values.
+    pub fn resolve_get(&self, entries: &[crate::config::GetSpec]) -> Result<Vec<GetJob>> {
+        let mut resolved = Vec::new();
+        for entry in entries {
+            let horizon = super::read(&self.cybertron).spec.horizon as usize;
+            let passed: Vec<BuildRecord> = self
+                .store
+                .builder_builds(&entry.builder, horizon.max(1))?
+                .into_iter()
+                .filter(|b| b.result.is_some_and(BuildResult::passed))
+                .collect();
+            let candidates: Vec<serde_json::Value> = passed.iter().map(build_value).collect();
+            let (build, reason) = match choose_build(candidates, entry.values.clone()) {
+                Ok(Some(index)) => (Some(passed[index].id), None),
+                Ok(None) => (None, Some(format!("no build of {} has succeeded yet", entry.builder))),
+                Err(e) => (None, Some(e)),
+            };
+            resolved.push(GetJob {
+                builder: entry.builder.clone(),
+                folder: entry.folder.clone(),
+                build,
+                reason,
+            });
+        }
+        Ok(resolved)
+    }
+
+    /// Records the commits a build's checkout resolved.
+    pub fn record_revisions(
+        &self,
+        id: u64,
+        worker: &str,
+        lease: &str,
+        revisions: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.update_running(id, worker, lease, |build| {
+            build.revisions = revisions;
+            Ok(())
+        })?;
+        self.store.flush()?;
+        Ok(())
     }
 
     /// Checks a worker's lease on a build and extends it.

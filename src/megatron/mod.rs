@@ -72,7 +72,12 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub cybertron: Cybertron,
     pub timing: Timing,
+    /// The most bytes one build may upload (its unzipped archives included).
+    pub max_artifact_bytes: u64,
 }
+
+/// One build's uploads may take this much unless the megatron says otherwise.
+pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 1 << 30;
 
 /// A repo as the megatron holds it: its record and its current graph.
 #[derive(Clone)]
@@ -103,6 +108,7 @@ pub struct State {
     pub refreshing: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// The token that admin calls (issuing worker tokens) must present.
     pub admin_token_hash: String,
+    pub max_artifact_bytes: u64,
 }
 
 /// Locks a std mutex, carrying on with the data if a panic poisoned it: the
@@ -188,6 +194,7 @@ impl State {
             build_write: Mutex::new(()),
             refreshing: Mutex::new(HashMap::new()),
             admin_token_hash: secret_hash(&admin_token),
+            max_artifact_bytes: options.max_artifact_bytes,
         };
         state.restore().context("restoring the megatron's state")?;
         Ok(Arc::new(state))
@@ -240,6 +247,11 @@ impl State {
             // A panic in the work: surface it where it happened.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+
+    /// Where a build's artifacts are stored.
+    pub fn artifact_dir(&self, build: u64) -> PathBuf {
+        self.data_dir.join("artifacts").join(build.to_string())
     }
 
     pub fn repo_dir(&self, repo: &str) -> PathBuf {

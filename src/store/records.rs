@@ -99,6 +99,16 @@ pub struct BuildRecord {
     /// The builder as the graph had it when the build was created: a reconfig
     /// does not change a build under way.
     pub spec: Builder,
+    /// Revisions a person pinned when forcing: repo URL or name → revision.
+    #[serde(default)]
+    pub pins: BTreeMap<String, String>,
+    /// The commits the checkout resolved: repo URL → commit, for the repo and
+    /// every dep.
+    #[serde(default)]
+    pub revisions: BTreeMap<String, String>,
+    /// The builds whose results the get step fetched: builder → build id.
+    #[serde(default)]
+    pub got: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ fn builder(name: &str) -> Builder {
         zip: Vec::new(),
         unzip: Vec::new(),
         url: BTreeMap::new(),
-        get: BTreeMap::new(),
+        get: Vec::new(),
     }
 }
 
@@ -53,6 +53,9 @@ fn queued(builder_name: &str) -> BuildRecord {
             system_version: "0".into(),
         },
         spec: builder(builder_name),
+        pins: BTreeMap::new(),
+        revisions: BTreeMap::new(),
+        got: BTreeMap::new(),
     }
 }
 

@@ -118,7 +118,9 @@ fn the_demo_example_evaluates_with_every_feature() {
     assert_eq!(graph["workers"]["hello-laptop"]["owner"], "hello");
 
     let downstream = &builders["hello-downstream"];
-    assert_eq!(strings(&downstream["get"]["hello-basic"]), ["build.number"]);
+    assert_eq!(downstream["get"][0]["builder"], "hello-basic");
+    assert_eq!(downstream["get"][0]["folder"], "basic");
+    assert_eq!(strings(&downstream["get"][0]["values"]), ["build.number"]);
 
     let upload = &builders["hello-upload"];
     assert_eq!(upload["upload"]["out"], "out");
