@@ -34,6 +34,9 @@ pub enum Command {
     Force(ForceArgs),
     /// Issue a worker's token (needs the megatron's admin token).
     Token(TokenArgs),
+    /// In a checkout of a repo: fetch a builder's deps and `get` results
+    /// beside it, as a worker would (`.` for every builder of the repo).
+    Get(GetArgs),
     /// One command, nothing to install: a megatron, a worker and the example
     /// repo, with one build forced.
     Demo(DemoArgs),
@@ -186,4 +189,22 @@ pub struct DemoArgs {
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9120")]
     pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The builder (full name, or as the repo's config names it), or `.` for
+    /// every builder of the repo.
+    pub builder: String,
+    /// Change nothing: only report what differs from what a worker would have.
+    #[arg(long)]
+    pub keep: bool,
+    /// Use this revision (branch, tag or commit) of a dep (URL or name).
+    #[arg(short = 'r', long = "revision", value_name = "URL=REV")]
+    pub revisions: Vec<String>,
+    /// The checkout to work beside (default: the one the current folder is in).
+    #[arg(long, value_name = "DIR")]
+    pub repo_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub address: MegatronAddress,
 }

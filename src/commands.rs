@@ -24,6 +24,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Repo(command) => repo(command),
         Command::Force(args) => force(args),
         Command::Token(args) => token(args),
+        Command::Get(args) => crate::get_command::run(args),
         Command::Demo(args) => crate::demo::run(args),
     }
 }

@@ -146,7 +146,11 @@ pub fn step_layout(has_get: bool, configured: usize, has_upload: bool) -> Vec<St
 
 impl Job {
     pub fn layout(&self) -> Vec<StepKind> {
-        step_layout(!self.get.is_empty(), self.steps.len(), !self.upload.is_empty())
+        step_layout(
+            !self.get.is_empty(),
+            self.steps.len(),
+            !self.upload.is_empty(),
+        )
     }
 }
 

@@ -37,7 +37,9 @@ impl Key {
             (Key::Number(a), Key::Number(b)) => Ok(a.partial_cmp(b).unwrap_or(Ordering::Equal)),
             (Key::Text(a), Key::Text(b)) => Ok(a.cmp(b)),
             (Key::Bool(a), Key::Bool(b)) => Ok(a.cmp(b)),
-            (a, b) => Err(format!("gave values of different kinds for different builds ({a:?} and {b:?})")),
+            (a, b) => Err(format!(
+                "gave values of different kinds for different builds ({a:?} and {b:?})"
+            )),
         }
     }
 }
@@ -45,11 +47,17 @@ impl Key {
 /// The index of the candidate (each a JSON map, the `build` of the
 /// expressions) that gives the greatest values; `None` when there are none.
 /// On a tie the later candidate wins.
-pub fn choose_build(candidates: Vec<serde_json::Value>, values: Vec<String>) -> Result<Option<usize>, String> {
+pub fn choose_build(
+    candidates: Vec<serde_json::Value>,
+    values: Vec<String>,
+) -> Result<Option<usize>, String> {
     on_sandbox_thread(move || choose_on_thread(&candidates, &values))?
 }
 
-fn choose_on_thread(candidates: &[serde_json::Value], values: &[String]) -> Result<Option<usize>, String> {
+fn choose_on_thread(
+    candidates: &[serde_json::Value],
+    values: &[String],
+) -> Result<Option<usize>, String> {
     let sandbox = Sandbox::new(&Limits::default(), None);
     let mut compiled = Vec::new();
     for expression in values {
@@ -60,7 +68,8 @@ fn choose_on_thread(candidates: &[serde_json::Value], values: &[String]) -> Resu
     }
     let mut best: Option<(usize, Vec<Key>)> = None;
     for (index, candidate) in candidates.iter().enumerate() {
-        let build = rhai::serde::to_dynamic(candidate).map_err(|e| format!("the build as a value: {e}"))?;
+        let build =
+            rhai::serde::to_dynamic(candidate).map_err(|e| format!("the build as a value: {e}"))?;
         let mut keys = Vec::new();
         for (expression, ast) in &compiled {
             let value = sandbox
@@ -103,22 +112,41 @@ mod tests {
 
     #[test]
     fn the_greatest_values_win_in_order() {
-        assert_eq!(choose_build(builds(), vec!["build.number".into()]), Ok(Some(1)));
-        assert_eq!(choose_build(builds(), vec!["build.revision".into()]), Ok(Some(2)));
         assert_eq!(
-            choose_build(builds(), vec!["build.parameters.tier".into(), "-build.number".into()]),
+            choose_build(builds(), vec!["build.number".into()]),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            choose_build(builds(), vec!["build.revision".into()]),
+            Ok(Some(2))
+        );
+        assert_eq!(
+            choose_build(
+                builds(),
+                vec!["build.parameters.tier".into(), "-build.number".into()]
+            ),
             Ok(Some(0))
         );
-        assert_eq!(choose_build(Vec::new(), vec!["build.number".into()]), Ok(None));
+        assert_eq!(
+            choose_build(Vec::new(), vec!["build.number".into()]),
+            Ok(None)
+        );
     }
 
     #[test]
     fn bad_expressions_say_so() {
         let error = choose_build(builds(), vec!["build.number +".into()]).unwrap_err();
-        assert!(error.starts_with("value expression `build.number +`"), "{error}");
+        assert!(
+            error.starts_with("value expression `build.number +`"),
+            "{error}"
+        );
         let error = choose_build(builds(), vec!["[build.number]".into()]).unwrap_err();
         assert!(error.contains("cannot be compared"), "{error}");
-        let error = choose_build(builds(), vec!["if build.number == 3 { \"x\" } else { 1 }".into()]).unwrap_err();
+        let error = choose_build(
+            builds(),
+            vec!["if build.number == 3 { \"x\" } else { 1 }".into()],
+        )
+        .unwrap_err();
         assert!(error.contains("different kinds"), "{error}");
     }
 }

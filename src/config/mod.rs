@@ -344,7 +344,11 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
 /// The deps a repo's own builder declares, read from its config without a
 /// cybertron (a dep with `builder` brings these along). `builder` is the
 /// builder's name as the repo's config writes it, or its full name.
-pub fn builder_deps(input: RepoInput, builder: &str, limits: &Limits) -> Result<Vec<spec::DepSpec>, String> {
+pub fn builder_deps(
+    input: RepoInput,
+    builder: &str,
+    limits: &Limits,
+) -> Result<Vec<spec::DepSpec>, String> {
     let limits = limits.clone();
     let builder = builder.to_string();
     on_sandbox_thread(move || {
@@ -352,7 +356,11 @@ pub fn builder_deps(input: RepoInput, builder: &str, limits: &Limits) -> Result<
         let source = decode(&file, input.bytes, &limits).map_err(|d| d.to_string())?;
         let sandbox = Sandbox::new(&limits, input.loader);
         let json = run(&sandbox, &file, &source, "constructicon").map_err(|errors| {
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         })?;
         let mut reader = Reader::default();
         let spec = spec::read_constructicon(&mut reader, &json, &input.name);
@@ -362,7 +370,10 @@ pub fn builder_deps(input: RepoInput, builder: &str, limits: &Limits) -> Result<
             .unwrap_or(&builder);
         match spec.builders.get(short) {
             Some(found) => Ok(found.deps.clone()),
-            None => Err(format!("{file} of {} defines no builder {builder}", input.name)),
+            None => Err(format!(
+                "{file} of {} defines no builder {builder}",
+                input.name
+            )),
         }
     })?
 }
@@ -562,7 +573,10 @@ cybertron = #{
         let deps = builder_deps(input(source), "build", &Limits::default()).expect("deps");
         let names: Vec<&str> = deps.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
-        assert_eq!(builder_deps(input(source), "lib-build", &Limits::default()).map(|d| d.len()), Ok(2));
+        assert_eq!(
+            builder_deps(input(source), "lib-build", &Limits::default()).map(|d| d.len()),
+            Ok(2)
+        );
         assert_eq!(
             builder_deps(input(source), "nope", &Limits::default()),
             Err("constructicon.rhai of lib defines no builder nope".to_string())

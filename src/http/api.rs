@@ -182,9 +182,19 @@ pub async fn force(
 
 pub async fn get_build(state: AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let build = state.blocking(move |s| s.store.build(id)).await;
-    let build = build.map_err(crate::megatron::Error::from)?;
-    Ok(Json(build_view(&build)))
+    let found = state
+        .blocking(move |s| {
+            let build = s.store.build(id)?;
+            let artifacts =
+                crate::megatron::artifacts::list_artifacts(&s.artifact_dir(id)).unwrap_or_default();
+            Ok::<_, crate::store::Error>((build, artifacts))
+        })
+        .await;
+    let (build, artifacts) = found.map_err(crate::megatron::Error::from)?;
+    let mut view = build_view(&build);
+    view["artifacts"] = json!(artifacts);
+    view["links"] = json!(crate::megatron::artifacts::links(build.id, &build.spec.url));
+    Ok(Json(view))
 }
 
 pub async fn cancel(state: AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -328,4 +338,19 @@ pub async fn issue_token(
     Ok(Json(
         json!({ "worker": name, "token": token, "known": known }),
     ))
+}
+
+/// `GET /api/v1/builders/{name}/get`: for each of the builder's `get`
+/// entries, the build a worker would fetch results from now (what
+/// `constructicon get` uses).
+pub async fn resolve_get(
+    state: AppState,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, graph) = state
+        .builder_owner(&name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("builder {name} not found")))?;
+    let entries = graph.graph.builders[&name].get.clone();
+    let resolved = state.blocking(move |s| s.resolve_get(&entries)).await?;
+    Ok(Json(json!({ "get": resolved })))
 }

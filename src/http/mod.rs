@@ -5,6 +5,7 @@
 //! `{error}` with a 400, never a 5xx or axum's plain-text rejection.
 
 mod api;
+mod artifacts;
 mod error;
 mod ui;
 mod worker_api;
@@ -12,7 +13,8 @@ mod worker_api;
 pub use error::ApiError;
 
 use crate::megatron::State;
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -26,9 +28,15 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/v1/builders/{name}", get(api::get_builder))
         .route("/api/v1/builders/{name}/builds", get(api::builder_builds))
         .route("/api/v1/builders/{name}/force", post(api::force))
+        .route("/api/v1/builders/{name}/get", get(api::resolve_get))
         .route("/api/v1/builds/{id}", get(api::get_build))
         .route("/api/v1/builds/{id}/cancel", post(api::cancel))
         .route("/api/v1/builds/{id}/steps/{step}/log", get(api::step_log))
+        .route("/api/v1/builds/{id}/artifacts", get(artifacts::list))
+        .route(
+            "/api/v1/builds/{id}/artifacts/{*path}",
+            get(artifacts::download),
+        )
         .route("/api/v1/queue", get(api::queue))
         .route("/api/v1/workers/{name}/token", post(api::issue_token))
         .route("/api/v1/worker/claim", post(worker_api::claim))
@@ -60,8 +68,14 @@ pub fn router(state: Arc<State>) -> Router {
             "/api/v1/worker/builds/{id}/revisions",
             post(worker_api::revisions),
         )
+        .route(
+            "/api/v1/worker/builds/{id}/artifacts/{*path}",
+            // Uploads stream to disk under their own cap (the build's), not
+            // the body limit of the other routes.
+            put(artifacts::upload).layer(DefaultBodyLimit::disable()),
+        )
         .fallback(error::not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 

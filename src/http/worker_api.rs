@@ -9,8 +9,7 @@ use super::{parse_id, parse_json, ApiError};
 use crate::megatron::{secret_hash, State};
 use crate::protocol::{
     BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, RevisionsReport, StepFinish,
-    StepStart,
-    WORKER_HEADER,
+    StepStart, WORKER_HEADER,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
@@ -25,7 +24,10 @@ use tokio::time::Instant;
 type AppState = Extract<Arc<State>>;
 
 /// The worker a request comes from, once its token checks out.
-async fn authenticate(state: &Arc<State>, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(super) async fn authenticate(
+    state: &Arc<State>,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
     let worker = headers
         .get(WORKER_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -7,10 +7,11 @@
 
 use super::dispatch::Pending;
 use super::{lock, random_secret, Error, Result, State};
-use crate::config::spec::{SchedulerSpec, MAX_TIMEOUT};
 use crate::config::choose::choose_build;
+use crate::config::spec::{SchedulerSpec, MAX_TIMEOUT};
 use crate::protocol::{
-    step_layout, BuildResult, GetJob, Job, StepFinish, StepKind, CHECKOUT_STEP, GET_STEP, UPLOAD_STEP,
+    step_layout, BuildResult, GetJob, Job, StepFinish, StepKind, CHECKOUT_STEP, GET_STEP,
+    UPLOAD_STEP,
 };
 use crate::store::{self, now_ms, BuildRecord, BuildState, Provenance, StepRecord};
 use std::collections::BTreeMap;
@@ -33,15 +34,21 @@ pub struct ForceRequest {
 
 /// A build's step records, laid out as `protocol::step_layout` says.
 pub fn step_records(spec: &crate::config::Builder, revision: &str) -> Vec<StepRecord> {
-    step_layout(!spec.get.is_empty(), spec.steps.len(), !spec.upload.is_empty())
-        .into_iter()
-        .map(|kind| match kind {
-            StepKind::Checkout => StepRecord::pending(CHECKOUT_STEP, &format!("check out {revision} and the deps")),
-            StepKind::Get => StepRecord::pending(GET_STEP, "download the results of other builds"),
-            StepKind::Configured(i) => StepRecord::pending(&spec.steps[i].name, &spec.steps[i].command),
-            StepKind::Upload => StepRecord::pending(UPLOAD_STEP, "upload the results"),
-        })
-        .collect()
+    step_layout(
+        !spec.get.is_empty(),
+        spec.steps.len(),
+        !spec.upload.is_empty(),
+    )
+    .into_iter()
+    .map(|kind| match kind {
+        StepKind::Checkout => {
+            StepRecord::pending(CHECKOUT_STEP, &format!("check out {revision} and the deps"))
+        }
+        StepKind::Get => StepRecord::pending(GET_STEP, "download the results of other builds"),
+        StepKind::Configured(i) => StepRecord::pending(&spec.steps[i].name, &spec.steps[i].command),
+        StepKind::Upload => StepRecord::pending(UPLOAD_STEP, "upload the results"),
+    })
+    .collect()
 }
 
 /// A build as `get` value expressions see it.
@@ -257,7 +264,10 @@ impl State {
             let candidates: Vec<serde_json::Value> = passed.iter().map(build_value).collect();
             let (build, reason) = match choose_build(candidates, entry.values.clone()) {
                 Ok(Some(index)) => (Some(passed[index].id), None),
-                Ok(None) => (None, Some(format!("no build of {} has succeeded yet", entry.builder))),
+                Ok(None) => (
+                    None,
+                    Some(format!("no build of {} has succeeded yet", entry.builder)),
+                ),
                 Err(e) => (None, Some(e)),
             };
             resolved.push(GetJob {
@@ -524,12 +534,33 @@ impl State {
             *step = StepRecord::pending(&step.name, &step.command);
         }
         self.store.delete_logs(build.id)?;
+        // Uploads of the lost attempt go too: the next one starts clean.
+        match std::fs::remove_dir_all(self.artifact_dir(build.id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(build = build.id, error = %e, "removing the artifacts of a lost attempt")
+            }
+        }
         Ok(())
     }
 
     fn apply_horizon(&self, builder: &str) -> Result<()> {
         let horizon = super::read(&self.cybertron).spec.horizon as usize;
-        self.store.apply_horizon(builder, horizon)?;
+        for id in self.store.apply_horizon(builder, horizon)? {
+            // The build is gone from the store; its artifacts go with it. A
+            // folder that cannot be removed is only logged: the build's end
+            // is already recorded and must not fail for it.
+            let dir = self.artifact_dir(id);
+            if let Err(e) = super::artifacts::remove_build_artifacts(&dir) {
+                tracing::warn!(
+                    build = id,
+                    dir = %dir.display(),
+                    error = %e,
+                    "removing the artifacts of a build past the horizon"
+                );
+            }
+        }
         Ok(())
     }
 }

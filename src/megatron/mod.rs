@@ -8,6 +8,7 @@
 //! Background work is one pass plus a loop ([`State::expire_leases`] and
 //! [`lease_loop`]), so tests can call a pass directly.
 
+pub mod artifacts;
 pub mod builds;
 pub mod dispatch;
 pub mod repos;

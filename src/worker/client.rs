@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// Time allowed for a call on top of how long the megatron may hold it.
 const CALL_MARGIN: Duration = Duration::from_secs(15);
 
+/// How long a transfer waits for the megatron's answer once the request is
+/// sent: generous, since storing (or unzipping) an upload comes first.
+const TRANSFER_ANSWER: Duration = Duration::from_secs(600);
+
 /// First wait after a failed call; doubles up to the configured maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -137,18 +141,42 @@ impl Client {
             })?;
         match status {
             200..=299 => Ok(Reply { status, body }),
-            409 => Err(AttemptError::Answer(CallError::LeaseLost)),
-            400..=499 => {
-                let message = serde_json::from_slice::<ErrorBody>(&body)
-                    .map(|e| e.error)
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-                Err(AttemptError::Answer(CallError::Rejected {
-                    status,
-                    message,
-                }))
-            }
-            _ => Err(AttemptError::Transient(format!("{url}: status {status}"))),
+            _ => Err(answer_error(&url, status, &body)),
         }
+    }
+
+    /// The full URL of `path` (below the base URL, with its query string).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A GET of `path` with the worker's headers. No overall timeout: a
+    /// download takes as long as the file needs; only the wait for the
+    /// answer's head is bounded.
+    pub fn get(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.agent
+            .get(self.url(path))
+            .header("authorization", &self.authorization)
+            .header(WORKER_HEADER, &self.name)
+            .config()
+            .timeout_recv_response(Some(TRANSFER_ANSWER))
+            .build()
+    }
+
+    /// A PUT to `path` with the worker's headers, likewise bounded.
+    pub fn put(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .put(self.url(path))
+            .header("authorization", &self.authorization)
+            .header(WORKER_HEADER, &self.name)
+            .config()
+            .timeout_recv_response(Some(TRANSFER_ANSWER))
+            .build()
+    }
+
+    /// The longest wait between retries, for callers that retry themselves.
+    pub fn max_backoff(&self) -> Duration {
+        self.max_backoff
     }
 
     /// [`Client::attempt`] until it gets an answer, waiting between attempts;
@@ -191,6 +219,21 @@ impl Client {
             message: format!("encoding the request: {error}"),
         })?;
         self.call(path, &Body::Json(value), Duration::ZERO, give_up)
+    }
+}
+
+/// What a non-2xx answer means: 409 is a lost lease, another 4xx a refusal
+/// with the megatron's message, anything else worth retrying.
+pub fn answer_error(url: &str, status: u16, body: &[u8]) -> AttemptError {
+    match status {
+        409 => AttemptError::Answer(CallError::LeaseLost),
+        400..=499 => {
+            let message = serde_json::from_slice::<ErrorBody>(body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+            AttemptError::Answer(CallError::Rejected { status, message })
+        }
+        _ => AttemptError::Transient(format!("{url}: status {status}")),
     }
 }
 

@@ -8,27 +8,39 @@
 //! here depends on the megatron's code, only on [`crate::protocol`]: the
 //! worker could be its own crate.
 //!
+//! A build's steps follow [`Job::layout`]: the checkout (with the deps),
+//! `get` when the job downloads other builds' results, the configured steps,
+//! and `upload` when it has uploads. A step that does not pass halts the
+//! build, but `upload` still runs (as the original's alwaysRun did), unless
+//! the build was cancelled or the checkout failed, since the build folder is
+//! then not the build's.
+//!
 //! - [`client`]: HTTP calls with retry, the batched log stream.
-//! - [`workspace`]: folders and the checkout step (git2).
+//! - [`workspace`]: folders and bringing one git checkout to a revision.
+//! - [`deps`]: the checkout step: the repo, its deps, the sweep.
+//! - [`get`], [`upload`] and [`transfer`]: artifacts in and out.
 //! - [`exec`]: one step's process, its output and its limits.
+//! - `runner`: one job's steps in order, each reported and logged.
 
 pub mod client;
+pub mod deps;
 pub mod exec;
+pub mod get;
+mod runner;
+pub mod transfer;
+pub mod upload;
 pub mod workspace;
 
 use crate::protocol::{
-    BuildFinish, BuildResult, ClaimRequest, HeartbeatRequest, HeartbeatResponse, Job, StepFinish,
-    StepStart, CHECKOUT_STEP,
+    BuildFinish, BuildResult, ClaimRequest, HeartbeatRequest, HeartbeatResponse, Job,
 };
 use anyhow::Context;
-use client::{AttemptError, Backoff, Body, CallError, Client, LogStream};
-use exec::{StepOutcome, StepSpec, Warnings};
-use std::collections::BTreeMap;
+use client::{AttemptError, Backoff, Body, CallError, Client};
+use runner::JobRunner;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use workspace::{CheckoutError, Workspace};
 
 /// How often the worker looks at the shutdown flag while a claim is pending.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
@@ -347,213 +359,6 @@ fn spawn_heartbeat(client: &Client, job: &Job, control: &Arc<JobControl>) {
         // the build still runs and reports what it can.
         tracing::warn!("starting the heartbeat thread: {error}");
     }
-}
-
-/// One job's run: the checkout, then the configured steps.
-struct JobRunner<'a> {
-    client: &'a Client,
-    config: &'a WorkerConfig,
-    job: &'a Job,
-    control: &'a Arc<JobControl>,
-}
-
-impl JobRunner<'_> {
-    fn path(&self, rest: &str) -> String {
-        format!("/api/v1/worker/builds/{}/{rest}", self.job.build)
-    }
-
-    /// Runs every step until one does not pass; the build's result and the
-    /// reason of the first step that did not pass.
-    fn steps(&self) -> Result<(BuildResult, Option<String>), Abort> {
-        let mut result = BuildResult::Success;
-        let mut reason = None;
-        let checkout = self.step(0, CHECKOUT_STEP, |log| self.checkout(log))?;
-        let mut record = |name: &str, outcome: &StepOutcome| {
-            result = result.worst(outcome.result);
-            if reason.is_none() && !outcome.result.passed() {
-                let why = match (&outcome.reason, outcome.exit_code) {
-                    (Some(why), _) => why.clone(),
-                    (None, Some(code)) => format!("exit code {code}"),
-                    (None, None) => outcome.result.as_str().to_string(),
-                };
-                reason = Some(format!("{name}: {why}"));
-            }
-            outcome.result.passed()
-        };
-        if !record(CHECKOUT_STEP, &checkout) {
-            return Ok((result, reason));
-        }
-        for (i, step) in self.job.steps.iter().enumerate() {
-            if self.control.cancel.load(Ordering::SeqCst) {
-                // Cancelled between steps: nothing is running to kill.
-                return Ok((BuildResult::Cancelled, Some("cancelled".into())));
-            }
-            let outcome = self.step(i + 1, &step.name, |log| self.command(step, log))?;
-            if !record(&step.name, &outcome) {
-                break;
-            }
-        }
-        Ok((result, reason))
-    }
-
-    /// Reports a step's start, streams its output, reports its end.
-    fn step(
-        &self,
-        n: usize,
-        name: &str,
-        body: impl FnOnce(&LogStream) -> StepOutcome,
-    ) -> Result<StepOutcome, Abort> {
-        let lease = self.job.lease.clone();
-        let give_up = || self.control.give_up();
-        self.client
-            .post_json(
-                &self.path(&format!("steps/{n}/start")),
-                &StepStart {
-                    lease: lease.clone(),
-                },
-                &give_up,
-            )
-            .map_err(|e| self.abort(e, &format!("starting step {n} ({name})")))?;
-
-        let control = self.control.clone();
-        let log_path = self.path(&format!("steps/{n}/log?lease={}", url_encode(&lease)));
-        let stream = LogStream::start(
-            self.client.clone(),
-            log_path,
-            Arc::new(move || control.give_up()),
-        )
-        .map_err(|e| Abort::Refused(format!("starting the log thread: {e}")))?;
-        let outcome = body(&stream);
-        stream
-            .close()
-            .map_err(|e| self.abort(e, &format!("sending the log of step {n} ({name})")))?;
-        if self.control.lease_lost.load(Ordering::SeqCst) {
-            return Err(Abort::LeaseLost);
-        }
-        if self.control.shutdown.load(Ordering::SeqCst) {
-            return Err(Abort::Shutdown);
-        }
-        tracing::info!("step {n} ({name}): {}", outcome.result.as_str());
-        let finish = StepFinish {
-            lease,
-            result: outcome.result,
-            exit_code: outcome.exit_code,
-            reason: outcome.reason.clone(),
-        };
-        self.client
-            .post_json(&self.path(&format!("steps/{n}/finish")), &finish, &give_up)
-            .map_err(|e| self.abort(e, &format!("finishing step {n} ({name})")))?;
-        Ok(outcome)
-    }
-
-    fn abort(&self, error: CallError, doing: &str) -> Abort {
-        match error {
-            CallError::LeaseLost => {
-                self.control.lease_lost.store(true, Ordering::SeqCst);
-                Abort::LeaseLost
-            }
-            CallError::GaveUp if self.control.lease_lost.load(Ordering::SeqCst) => Abort::LeaseLost,
-            CallError::GaveUp => Abort::Shutdown,
-            CallError::Rejected { .. } => Abort::Refused(format!("{doing}: {error}")),
-        }
-    }
-
-    /// Step 0: the workspace at the job's revision.
-    fn checkout(&self, log: &LogStream) -> StepOutcome {
-        let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
-        let ended = |result: BuildResult, reason: String| StepOutcome {
-            result,
-            exit_code: None,
-            reason: Some(reason),
-            warning_lines: 0,
-        };
-        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
-            Ok(workspace) => workspace,
-            Err(error) => {
-                line(&format!("{error:#}"));
-                return ended(BuildResult::Exception, format!("{error:#}"));
-            }
-        };
-        let stop = || self.control.stop_step();
-        match workspace::checkout(
-            &workspace,
-            &self.job.repo_url,
-            &self.job.revision,
-            &mut line,
-            &stop,
-        ) {
-            Ok(_) => StepOutcome {
-                result: BuildResult::Success,
-                exit_code: None,
-                reason: None,
-                warning_lines: 0,
-            },
-            Err(CheckoutError::Failure(message)) => {
-                line(&message);
-                ended(BuildResult::Failure, message)
-            }
-            Err(CheckoutError::Exception(error)) => {
-                line(&format!("{error:#}"));
-                ended(BuildResult::Exception, format!("{error:#}"))
-            }
-            Err(CheckoutError::Stopped) => ended(BuildResult::Cancelled, "cancelled".into()),
-        }
-    }
-
-    /// Steps 1..=N: one configured command.
-    fn command(&self, step: &crate::config::Step, log: &LogStream) -> StepOutcome {
-        let warnings = match Warnings::new(&step.warnings, &step.suppress_warnings) {
-            Ok(warnings) => warnings,
-            Err(error) => {
-                log.push(format!("{error:#}\n").as_bytes());
-                return StepOutcome {
-                    result: BuildResult::Failure,
-                    exit_code: None,
-                    reason: Some(format!("{error:#}")),
-                    warning_lines: 0,
-                };
-            }
-        };
-        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
-            Ok(workspace) => workspace,
-            Err(error) => {
-                return StepOutcome {
-                    result: BuildResult::Exception,
-                    exit_code: None,
-                    reason: Some(format!("{error:#}")),
-                    warning_lines: 0,
-                }
-            }
-        };
-        let spec = StepSpec {
-            command: exec::substitute(&step.command, &self.job.parameters),
-            env: step_env(self.job),
-            cwd: workspace.build_dir,
-            // Zero means no limit: a zero limit would kill every step at once.
-            silence_timeout: (step.timeout > 0).then(|| Duration::from_secs(step.timeout)),
-            max_duration: (self.job.max_step_seconds > 0)
-                .then(|| Duration::from_secs(self.job.max_step_seconds)),
-            kill_grace: self.config.kill_grace,
-            warnings,
-        };
-        exec::run_step(&spec, &|| self.control.stop_step(), |bytes| log.push(bytes))
-    }
-}
-
-/// The variables a step sees on top of the worker's own: each parameter,
-/// then `CONSTRUCTICON_BUILD` and `CONSTRUCTICON_BUILDER`, which a parameter
-/// cannot override. A parameter whose name cannot be a variable is left out
-/// of the environment; `{name}` substitution still reaches it.
-fn step_env(job: &Job) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = job
-        .parameters
-        .iter()
-        .filter(|(name, _)| !name.is_empty() && !name.contains(['=', '\0']))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    env.insert("CONSTRUCTICON_BUILD".into(), job.build.to_string());
-    env.insert("CONSTRUCTICON_BUILDER".into(), job.builder.clone());
-    env
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, for a

@@ -1,211 +1,19 @@
 //! The worker end to end against a fake megatron: a few dozen lines of
 //! HTTP/1.1 over std's TcpListener that record every call and answer as
 //! each test scripts. It checks what the real megatron relies on: the order
-//! of the calls, their headers and bodies, cancel, lost leases, retries and
-//! shutdown, without the megatron's own code.
+//! of the calls, their headers and bodies, cancel, lost leases, retries,
+//! shutdown, deps, `get` and `upload`, without the megatron's own code.
 
 use super::*;
+use crate::config::spec::DepSpec;
 use crate::config::Step;
+use crate::protocol::GetJob;
 use git2::{Repository, Signature};
-use serde_json::Value;
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Clone)]
-struct Recorded {
-    /// Path below `/api/v1/worker/`, query included.
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Recorded {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-#[derive(Default)]
-struct State {
-    requests: Vec<Recorded>,
-    jobs: VecDeque<Job>,
-    /// How long a claim waits before its answer (job or 204).
-    claim_hold: Duration,
-    cancel: bool,
-    lease_lost: bool,
-    /// Answer the next this many claims with 503.
-    failing_claims: usize,
-    /// Answer the next this many log posts with 500.
-    failing_logs: usize,
-}
-
-struct FakeMegatron {
-    url: String,
-    state: Arc<Mutex<State>>,
-}
-
-impl FakeMegatron {
-    fn start() -> FakeMegatron {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State {
-            claim_hold: Duration::from_millis(20),
-            ..State::default()
-        }));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = shared.clone();
-                std::thread::spawn(move || serve(stream, &state));
-            }
-        });
-        FakeMegatron { url, state }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap()
-    }
-
-    /// Waits (polling every 10 ms, 5 s at most) until `condition` holds.
-    fn wait_for(&self, what: &str, condition: impl Fn(&State) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !condition(&self.state()) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Every recorded call but claims, heartbeats and logs.
-    fn reports(&self) -> Vec<String> {
-        self.state()
-            .requests
-            .iter()
-            .map(|r| r.path.clone())
-            .filter(|p| !p.starts_with("claim") && !p.contains("/heartbeat") && !p.contains("/log"))
-            .collect()
-    }
-
-    fn find(&self, path: &str) -> Option<Recorded> {
-        self.state()
-            .requests
-            .iter()
-            .find(|r| r.path == path)
-            .cloned()
-    }
-
-    /// The log of step `n`, as the megatron would store it.
-    fn log(&self, build: u64, n: usize) -> String {
-        let prefix = format!("builds/{build}/steps/{n}/log?");
-        let bytes: Vec<u8> = self
-            .state()
-            .requests
-            .iter()
-            .filter(|r| r.path.starts_with(&prefix))
-            .flat_map(|r| r.body.clone())
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-fn serve(stream: TcpStream, state: &Mutex<State>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_lowercase(), value.trim().to_string()));
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if let Some(length) = header("content-length") {
-        body.resize(length.parse().unwrap(), 0);
-        reader.read_exact(&mut body).unwrap();
-    } else if header("transfer-encoding").as_deref() == Some("chunked") {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).unwrap();
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).unwrap();
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    let path = path
-        .strip_prefix("/api/v1/worker/")
-        .unwrap_or(&path)
-        .to_string();
-    let recorded = Recorded {
-        path: path.clone(),
-        headers,
-        body,
-    };
-    let (status, answer) = answer(state, recorded);
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-        answer.len()
-    );
-}
-
-fn answer(state: &Mutex<State>, request: Recorded) -> (u16, String) {
-    let path = request.path.clone();
-    let mut s = state.lock().unwrap();
-    s.requests.push(request);
-    if path == "claim" {
-        if s.failing_claims > 0 {
-            s.failing_claims -= 1;
-            return (503, r#"{"error":"starting"}"#.into());
-        }
-        let hold = s.claim_hold;
-        drop(s);
-        std::thread::sleep(hold);
-        return match state.lock().unwrap().jobs.pop_front() {
-            Some(job) => (200, serde_json::to_string(&job).unwrap()),
-            None => (204, String::new()),
-        };
-    }
-    if path.ends_with("/release") {
-        return (200, "{}".into());
-    }
-    if s.lease_lost {
-        return (409, r#"{"error":"lease lost"}"#.into());
-    }
-    if path.ends_with("/heartbeat") {
-        drop(s);
-        // A short long-poll: long enough not to spin, short enough that a
-        // cancel is heard quickly.
-        std::thread::sleep(Duration::from_millis(20));
-        let cancel = state.lock().unwrap().cancel;
-        return (200, format!(r#"{{"cancel":{cancel}}}"#));
-    }
-    if path.contains("/log?") && s.failing_logs > 0 {
-        s.failing_logs -= 1;
-        return (500, r#"{"error":"busy"}"#.into());
-    }
-    (200, "{}".into())
-}
+mod fake;
+use fake::{FakeMegatron, Recorded};
 
 /// A repository in `dir` with one committed file; returns the commit.
 fn upstream(dir: &Path) -> String {
@@ -243,6 +51,12 @@ fn job(build: u64, repo_dir: &Path, revision: &str, steps: Vec<Step>) -> Job {
         steps,
         max_step_seconds: 60,
         heartbeat_ms: 200,
+        deps: vec![],
+        revisions: BTreeMap::new(),
+        get: vec![],
+        upload: BTreeMap::new(),
+        zip: vec![],
+        max_upload_bytes: 0,
     }
 }
 
@@ -319,6 +133,7 @@ fn a_build_is_checked_out_run_and_reported_in_order() {
         megatron.reports(),
         [
             "builds/7/steps/0/start",
+            "builds/7/revisions",
             "builds/7/steps/0/finish",
             "builds/7/steps/1/start",
             "builds/7/steps/1/finish",
@@ -426,12 +241,14 @@ fn a_cancel_kills_the_running_step_and_reports_cancelled() {
     let repo_dir = tempfile::tempdir().unwrap();
     let commit = upstream(repo_dir.path());
     let megatron = FakeMegatron::start();
-    megatron.state().jobs.push_back(job(
+    let mut cancelled_job = job(
         5,
         repo_dir.path(),
         &commit,
         vec![step("command 0", "sleep 30"), step("command 1", "true")],
-    ));
+    );
+    cancelled_job.upload = BTreeMap::from([("a.txt".to_string(), "a.txt".to_string())]);
+    megatron.state().jobs.push_back(cancelled_job);
     let _worker = RunningWorker::start(&megatron);
     megatron.wait_for("the step's start", |s| {
         s.requests
@@ -456,9 +273,10 @@ fn a_cancel_kills_the_running_step_and_reports_cancelled() {
         megatron.find("builds/5/finish").unwrap().json()["result"],
         "cancelled"
     );
-    assert!(!megatron
-        .reports()
-        .contains(&"builds/5/steps/2/start".to_string()));
+    // Neither the next step nor the upload runs after a cancel.
+    let reports = megatron.reports();
+    assert!(!reports.contains(&"builds/5/steps/2/start".to_string()));
+    assert!(!reports.contains(&"builds/5/steps/3/start".to_string()));
 }
 
 #[test]
@@ -549,4 +367,212 @@ fn shutdown_ends_a_pending_claim_and_gives_back_a_late_job() {
         serde_json::json!({"lease": "lease/1 x"})
     );
     assert!(megatron.reports().iter().all(|p| !p.contains("steps")));
+}
+
+#[test]
+fn deps_get_and_upload_run_in_the_layouts_steps() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let commit = upstream(repo_dir.path());
+    let libs = tempfile::tempdir().unwrap();
+    let lib_dir = libs.path().join("lib");
+    std::fs::create_dir_all(&lib_dir).unwrap();
+    let lib_commit = upstream(&lib_dir);
+    let lib_url = lib_dir.to_str().unwrap().to_string();
+    let megatron = FakeMegatron::start();
+    let mut job = job(
+        7,
+        repo_dir.path(),
+        &commit,
+        vec![
+            step(
+                "command 0",
+                "cat ../lib/a.txt ../hello-lib/one.txt '../hello-lib/dir/t wo.txt'; \
+                 mkdir -p out/sub zipme; echo A > out/a.txt; echo B > out/sub/b.txt; \
+                 echo Z > zipme/z.txt; ln -s /etc out/etc; echo R > report.txt",
+            ),
+            step("command 1", "exit 3"),
+            step("command 2", "echo never"),
+        ],
+    );
+    job.deps = vec![DepSpec {
+        url: lib_url.clone(),
+        name: "lib".into(),
+        revision: None,
+        builder: None,
+    }];
+    job.get = vec![GetJob {
+        builder: "hello-lib".into(),
+        folder: "hello-lib".into(),
+        build: Some(41),
+        reason: None,
+    }];
+    job.upload = BTreeMap::from([
+        ("out".to_string(), "results".to_string()),
+        ("zipme".to_string(), "zipped".to_string()),
+        ("report.txt".to_string(), "report.txt".to_string()),
+    ]);
+    job.zip = vec!["zipme".into()];
+    job.max_upload_bytes = 1 << 20;
+    {
+        let mut state = megatron.state();
+        state.artifacts.insert(
+            41,
+            vec![
+                ("one.txt".into(), "first\n".into()),
+                ("dir/t wo.txt".into(), "second\n".into()),
+            ],
+        );
+        state.jobs.push_back(job);
+    }
+    let _worker = RunningWorker::start(&megatron);
+    megatron.wait_for("the build's end", |s| {
+        s.requests.iter().any(|r| r.path == "builds/7/finish")
+    });
+
+    // Layout: 0 checkout, 1 get, 2..=4 the commands, 5 upload; command 2
+    // is skipped after command 1 failed, the upload is not.
+    let reports: Vec<String> = megatron
+        .reports()
+        .into_iter()
+        .filter(|p| !p.starts_with("/api/v1/builds/"))
+        .map(|p| p.split('?').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            "builds/7/steps/0/start",
+            "builds/7/revisions",
+            "builds/7/steps/0/finish",
+            "builds/7/steps/1/start",
+            "builds/7/steps/1/finish",
+            "builds/7/steps/2/start",
+            "builds/7/steps/2/finish",
+            "builds/7/steps/3/start",
+            "builds/7/steps/3/finish",
+            "builds/7/steps/5/start",
+            "builds/7/artifacts/results/a.txt",
+            "builds/7/artifacts/results/sub/b.txt",
+            "builds/7/artifacts/report.txt",
+            "builds/7/artifacts/zipped",
+            "builds/7/steps/5/finish",
+            "builds/7/finish",
+        ]
+    );
+    assert_eq!(
+        megatron.find("builds/7/revisions").unwrap().json(),
+        serde_json::json!({"lease": "lease/1 x", "revisions": {
+            repo_dir.path().to_str().unwrap(): commit,
+            lib_url: lib_commit,
+        }})
+    );
+    assert!(
+        megatron.log(7, 1).contains("got 2 files"),
+        "{}",
+        megatron.log(7, 1)
+    );
+    assert_eq!(megatron.log(7, 2), "one\nfirst\nsecond\n");
+    let finish = megatron.find("builds/7/finish").unwrap().json();
+    assert_eq!(finish["result"], "failure");
+    assert_eq!(finish["reason"], "command 1: exit code 3");
+    assert_eq!(
+        megatron.find("builds/7/steps/5/finish").unwrap().json()["result"],
+        "success"
+    );
+    let upload_log = megatron.log(7, 5);
+    assert!(
+        upload_log.contains("skipping etc: a symlink"),
+        "{upload_log}"
+    );
+
+    // The downloads went out encoded, the uploads with kind and lease.
+    let paths: Vec<String> = megatron
+        .state()
+        .requests
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(paths.contains(&"/api/v1/builds/41/artifacts/dir/t%20wo.txt".to_string()));
+    let puts: Vec<Recorded> = megatron
+        .state()
+        .requests
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .cloned()
+        .collect();
+    assert_eq!(
+        puts[2].path,
+        "builds/7/artifacts/report.txt?lease=lease%2F1%20x&kind=file"
+    );
+    assert_eq!(puts[2].body, b"R\n");
+    assert!(puts[2]
+        .headers
+        .contains(&("x-constructicon-worker".into(), "w1".into())));
+    assert_eq!(puts[1].body, b"B\n");
+    assert_eq!(
+        puts[3].path,
+        "builds/7/artifacts/zipped?lease=lease%2F1%20x&kind=zip"
+    );
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(puts[3].body.clone())).unwrap();
+    assert_eq!(archive.file_names().collect::<Vec<_>>(), ["z.txt"]);
+}
+
+#[test]
+fn get_and_upload_failures_are_step_failures() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let commit = upstream(repo_dir.path());
+    let megatron = FakeMegatron::start();
+    // No build to get from: the get step fails, the commands do not run.
+    let mut nothing = job(
+        10,
+        repo_dir.path(),
+        &commit,
+        vec![step("command 0", "true")],
+    );
+    nothing.get = vec![GetJob {
+        builder: "hello-lib".into(),
+        folder: "hello-lib".into(),
+        build: None,
+        reason: Some("no successful build of hello-lib".into()),
+    }];
+    // Over the cap: refused before sending.
+    let mut big = job(
+        11,
+        repo_dir.path(),
+        &commit,
+        vec![step("command 0", "head -c 1100000 /dev/zero > big")],
+    );
+    big.upload = BTreeMap::from([("big".to_string(), "big".to_string())]);
+    big.max_upload_bytes = 1 << 20;
+    megatron.state().jobs.extend([nothing, big]);
+    let _worker = RunningWorker::start(&megatron);
+    megatron.wait_for("both ends", |s| {
+        s.requests.iter().any(|r| r.path == "builds/11/finish")
+    });
+    assert_eq!(
+        megatron.find("builds/10/finish").unwrap().json()["reason"],
+        "get: no successful build of hello-lib"
+    );
+    assert!(!megatron
+        .reports()
+        .contains(&"builds/10/steps/2/start".to_string()));
+    assert_eq!(
+        megatron.find("builds/11/finish").unwrap().json()["reason"],
+        "upload: uploads exceed the megatron's cap of 1 MiB"
+    );
+
+    // The megatron refuses: its message is the step's.
+    let mut refused = job(12, repo_dir.path(), &commit, vec![]);
+    refused.upload = BTreeMap::from([("a.txt".to_string(), "a.txt".to_string())]);
+    {
+        let mut state = megatron.state();
+        state.refuse_uploads = Some("the build's uploads exceed 0 MiB".into());
+        state.jobs.push_back(refused);
+    }
+    megatron.wait_for("the refused build's end", |s| {
+        s.requests.iter().any(|r| r.path == "builds/12/finish")
+    });
+    assert_eq!(
+        megatron.find("builds/12/finish").unwrap().json()["reason"],
+        "upload: uploading a.txt: the build's uploads exceed 0 MiB"
+    );
 }

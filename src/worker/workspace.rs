@@ -1,11 +1,10 @@
-//! The worker's folders and the checkout step: bring the build folder to the
-//! job's commit, clean, reusing the clone a previous build left.
+//! The worker's folders, and bringing one git checkout to a revision.
 //!
 //! Layout (spec "Names, places and results"): `<workdir>/constructicons/<repo>/`
 //! is the deps folder, `<workdir>/constructicons/<repo>/<repo>/` the build
-//! folder. Deps and fetched results will be siblings of the build folder;
-//! anything in the deps folder the build did not ask for is removed, so no
-//! build sees what an earlier one left.
+//! folder. Deps and fetched results are siblings of the build folder;
+//! anything in the deps folder the build did not ask for is removed
+//! ([`remove_strays`]), so no build sees what an earlier one left.
 //!
 //! git2 is blocking, which suits the worker: it runs on the job's thread.
 
@@ -13,6 +12,7 @@ use crate::model::check_name;
 use anyhow::Context;
 use git2::build::{CheckoutBuilder, RepoBuilder};
 use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, Repository, StatusOptions};
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,9 @@ pub struct Workspace {
     /// `<workdir>/constructicons/<repo>/<repo>/`: the repo's checkout, where
     /// steps run.
     pub build_dir: PathBuf,
+    /// `<workdir>/tmp/`: scratch space on the same disk (zips being
+    /// uploaded), outside every deps folder so no cleaning touches it.
+    pub tmp_dir: PathBuf,
 }
 
 impl Workspace {
@@ -39,15 +42,18 @@ impl Workspace {
         Ok(Workspace {
             deps_dir,
             build_dir,
+            tmp_dir: workdir.join("tmp"),
         })
     }
 }
 
-/// Why the checkout failed, which decides the build's result.
+/// Why a step the worker runs itself (checkout, get, upload) did not pass,
+/// which decides the step's result.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckoutError {
+pub enum StepError {
     /// The build's own inputs are wrong: a revision that does not exist, a
-    /// repository that cannot be cloned. The build is a `failure`.
+    /// repository that cannot be cloned, an upload source that is missing.
+    /// The step is a `failure`.
     #[error("{0}")]
     Failure(String),
     /// The worker could not do its part (disk, permissions). An `exception`.
@@ -56,37 +62,43 @@ pub enum CheckoutError {
     /// `stop` answered true mid-way.
     #[error("stopped")]
     Stopped,
+    /// The megatron answered that this worker no longer holds the build.
+    #[error("the lease was lost")]
+    LeaseLost,
 }
 
-/// Clones or fetches `url` into the build folder, checks out `revision`
-/// (a commit id, or a branch or tag name) detached and forced, removes every
-/// untracked and ignored file, and removes every other entry of the deps
-/// folder. Says what it does through `log`, one line per call. Returns the
-/// commit id checked out.
-pub fn checkout(
-    workspace: &Workspace,
+impl From<anyhow::Error> for StepError {
+    fn from(error: anyhow::Error) -> StepError {
+        StepError::Exception(error)
+    }
+}
+
+/// Clones or fetches `url` into `dir`, checks out `revision` (a commit id, a
+/// branch or tag name; the remote's default branch when `None`) detached and
+/// forced, and removes every untracked and ignored file. Says what it does
+/// through `log`, one line per call. Returns the commit id checked out.
+pub fn sync(
+    dir: &Path,
     url: &str,
-    revision: &str,
+    revision: Option<&str>,
     log: &mut dyn FnMut(&str),
     stop: &dyn Fn() -> bool,
-) -> Result<Oid, CheckoutError> {
-    std::fs::create_dir_all(&workspace.deps_dir)
-        .with_context(|| format!("creating {}", workspace.deps_dir.display()))
-        .map_err(CheckoutError::Exception)?;
-    remove_strays(workspace, log).map_err(CheckoutError::Exception)?;
-
-    let repo = open_or_clone(workspace, url, log, stop)?;
-    let commit = resolve(&repo, revision)?;
+) -> Result<Oid, StepError> {
+    let repo = open_or_clone(dir, url, log, stop)?;
+    let commit = match revision {
+        Some(revision) => resolve(&repo, revision)?,
+        None => resolve(&repo, "refs/remotes/origin/HEAD")
+            .map_err(|_| StepError::Failure(format!("{url} has no default branch to check out")))?,
+    };
     let id = commit.id();
 
-    log(&format!("checking out {id}"));
     let mut force = CheckoutBuilder::new();
     force.force();
     repo.checkout_tree(commit.as_object(), Some(&mut force))
         .and_then(|()| repo.set_head_detached(id))
-        .map_err(|e| exception(e, &format!("checking out {id}")))?;
+        .map_err(|e| exception(e, &format!("checking out {id} in {}", dir.display())))?;
 
-    let removed = clean(&repo, &workspace.build_dir).map_err(CheckoutError::Exception)?;
+    let removed = clean(&repo, dir)?;
     if removed > 0 {
         log(&format!("removed {removed} untracked or ignored entries"));
     }
@@ -96,14 +108,14 @@ pub fn checkout(
 }
 
 /// The existing clone, its origin pointed at `url` and fetched; or a fresh
-/// clone when the build folder holds no usable repository.
+/// clone when `dir` holds no usable repository. Either way
+/// `refs/remotes/origin/HEAD` names the remote's default branch afterwards.
 fn open_or_clone(
-    workspace: &Workspace,
+    dir: &Path,
     url: &str,
     log: &mut dyn FnMut(&str),
     stop: &dyn Fn() -> bool,
-) -> Result<Repository, CheckoutError> {
-    let dir = &workspace.build_dir;
+) -> Result<Repository, StepError> {
     let existing = if dir.join(".git").exists() {
         match Repository::open(dir) {
             Ok(repo) => Some(repo),
@@ -121,12 +133,12 @@ fn open_or_clone(
     };
 
     if let Some(repo) = existing {
-        log(&format!("fetching {url}"));
-        // The repo's URL may have changed since the last build (re-registered,
+        log(&format!("fetching {url} into {}", dir.display()));
+        // The URL may have changed since the last build (re-registered,
         // moved): follow it rather than fetch from the old place.
         repo.remote_set_url("origin", url)
             .map_err(|e| exception(e, "setting the origin url"))?;
-        {
+        let default = {
             let mut remote = repo
                 .find_remote("origin")
                 .map_err(|e| exception(e, "finding the origin remote"))?;
@@ -141,14 +153,32 @@ fn open_or_clone(
                     None,
                 )
                 .map_err(|e| git_failure(e, &format!("fetching {url}"), stop))?;
+            // Known from the fetch's connection; the default branch may have
+            // changed upstream since the clone set origin/HEAD.
+            remote
+                .default_branch()
+                .ok()
+                .and_then(|name| name.as_str().ok().map(str::to_string))
+        };
+        if let Some(branch) = default
+            .as_deref()
+            .and_then(|b| b.strip_prefix("refs/heads/"))
+        {
+            let target = format!("refs/remotes/origin/{branch}");
+            repo.reference_symbolic("refs/remotes/origin/HEAD", &target, true, "default branch")
+                .map_err(|e| exception(e, "recording the remote's default branch"))?;
         }
         return Ok(repo);
     }
 
-    if dir.exists() {
-        remove_path(dir).map_err(CheckoutError::Exception)?;
+    if std::fs::symlink_metadata(dir).is_ok() {
+        remove_path(dir)?;
     }
-    log(&format!("cloning {url}"));
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    log(&format!("cloning {url} into {}", dir.display()));
     RepoBuilder::new()
         .fetch_options(fetch_options(stop))
         .clone(url, dir)
@@ -170,8 +200,8 @@ fn fetch_options<'a>(stop: &'a dyn Fn() -> bool) -> FetchOptions<'a> {
 /// name is tried as a remote branch first, because a local branch of that
 /// name (the clone's default branch) is never updated by fetch and would be
 /// stale, then as a tag, then as any revparse expression.
-fn resolve<'r>(repo: &'r Repository, revision: &str) -> Result<git2::Commit<'r>, CheckoutError> {
-    let unknown = || CheckoutError::Failure(format!("unknown revision {revision:?}"));
+fn resolve<'r>(repo: &'r Repository, revision: &str) -> Result<git2::Commit<'r>, StepError> {
+    let unknown = || StepError::Failure(format!("unknown revision {revision:?}"));
     if revision.is_empty() {
         return Err(unknown());
     }
@@ -187,9 +217,9 @@ fn resolve<'r>(repo: &'r Repository, revision: &str) -> Result<git2::Commit<'r>,
     ];
     for candidate in &candidates {
         if let Ok(object) = repo.revparse_single(candidate) {
-            return object.peel_to_commit().map_err(|_| {
-                CheckoutError::Failure(format!("revision {revision:?} is not a commit"))
-            });
+            return object
+                .peel_to_commit()
+                .map_err(|_| StepError::Failure(format!("revision {revision:?} is not a commit")));
         }
     }
     Err(unknown())
@@ -252,15 +282,22 @@ fn remove_empty_dirs(dir: &Path, keep: bool) -> anyhow::Result<usize> {
     Ok(removed)
 }
 
-/// Removes every entry of the deps folder but the build folder: for now a
-/// build asks for nothing else there.
-fn remove_strays(workspace: &Workspace, log: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
-    let keep = workspace.build_dir.file_name();
-    let entries = std::fs::read_dir(&workspace.deps_dir)
-        .with_context(|| format!("reading {}", workspace.deps_dir.display()))?;
+/// Removes every entry of `deps_dir` whose name is not in `keep`: what
+/// earlier builds fetched and this one did not ask for.
+pub fn remove_strays(
+    deps_dir: &Path,
+    keep: &BTreeSet<String>,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(deps_dir).with_context(|| format!("reading {}", deps_dir.display()))?;
     for entry in entries {
-        let entry = entry.with_context(|| format!("reading {}", workspace.deps_dir.display()))?;
-        if Some(entry.file_name().as_os_str()) == keep {
+        let entry = entry.with_context(|| format!("reading {}", deps_dir.display()))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| keep.contains(name))
+        {
             continue;
         }
         log(&format!(
@@ -272,8 +309,99 @@ fn remove_strays(workspace: &Workspace, log: &mut dyn FnMut(&str)) -> anyhow::Re
     Ok(())
 }
 
+/// Logs, without touching anything, every entry of the deps folder a build
+/// would not ask for.
+pub fn report_strays(
+    deps_dir: &Path,
+    keep: &BTreeSet<String>,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(deps_dir).with_context(|| format!("reading {}", deps_dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", deps_dir.display()))?;
+        if !entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| keep.contains(name))
+        {
+            log(&format!(
+                "differs: {} is not asked for (a worker would remove it)",
+                entry.path().display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The commit a checkout's HEAD is at.
+pub fn head(dir: &Path) -> Result<String, StepError> {
+    let repo = Repository::open(dir).map_err(|e| {
+        StepError::Failure(format!(
+            "{} is not a git checkout: {}",
+            dir.display(),
+            e.message()
+        ))
+    })?;
+    let commit = repo.head().and_then(|h| h.peel_to_commit()).map_err(|e| {
+        StepError::Failure(format!(
+            "{} has no commit checked out: {}",
+            dir.display(),
+            e.message()
+        ))
+    })?;
+    Ok(commit.id().to_string())
+}
+
+/// Compares a dep's checkout with what a worker would check out, changing
+/// nothing but the remote-tracking refs a fetch updates. Logs each
+/// difference (prefixed "differs: "); returns the commit the dep is at, or
+/// `None` when it is missing.
+pub fn inspect(
+    dir: &Path,
+    url: &str,
+    revision: Option<&str>,
+    log: &mut dyn FnMut(&str),
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<String>, StepError> {
+    if !dir.join(".git").exists() {
+        log(&format!(
+            "differs: {} is missing (a worker would clone {url} at {})",
+            dir.display(),
+            revision.unwrap_or("its default branch")
+        ));
+        return Ok(None);
+    }
+    let repo = open_or_clone(dir, url, log, stop)?;
+    let wanted = match revision {
+        Some(revision) => resolve(&repo, revision)?,
+        None => resolve(&repo, "refs/remotes/origin/HEAD")?,
+    };
+    let current = head(dir)?;
+    if current != wanted.id().to_string() {
+        log(&format!(
+            "differs: {} is at {current}, a worker would check out {}",
+            dir.display(),
+            wanted.id()
+        ));
+    }
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(true).include_ignored(false);
+    let changed = repo
+        .statuses(Some(&mut options))
+        .map(|s| s.len())
+        .unwrap_or(0);
+    if changed > 0 {
+        log(&format!(
+            "differs: {} has {changed} changed or untracked files (a worker starts clean)",
+            dir.display()
+        ));
+    }
+    Ok(Some(current))
+}
+
 /// Removes a file, a symlink (not what it points to) or a whole folder.
-fn remove_path(path: &Path) -> anyhow::Result<()> {
+pub fn remove_path(path: &Path) -> anyhow::Result<()> {
     let metadata = std::fs::symlink_metadata(path)
         .with_context(|| format!("inspecting {}", path.display()))?;
     let result = if metadata.is_dir() {
@@ -284,28 +412,28 @@ fn remove_path(path: &Path) -> anyhow::Result<()> {
     result.with_context(|| format!("removing {}", path.display()))
 }
 
-fn exception(error: git2::Error, doing: &str) -> CheckoutError {
-    CheckoutError::Exception(anyhow::Error::new(error).context(doing.to_string()))
+fn exception(error: git2::Error, doing: &str) -> StepError {
+    StepError::Exception(anyhow::Error::new(error).context(doing.to_string()))
 }
 
 /// A clone or fetch that failed: stopped on request, or the repository is
 /// unreachable, which is the build's input being wrong from here.
-fn git_failure(error: git2::Error, doing: &str, stop: &dyn Fn() -> bool) -> CheckoutError {
+fn git_failure(error: git2::Error, doing: &str, stop: &dyn Fn() -> bool) -> StepError {
     if stop() {
-        CheckoutError::Stopped
+        StepError::Stopped
     } else {
-        CheckoutError::Failure(format!("{doing}: {}", error.message()))
+        StepError::Failure(format!("{doing}: {}", error.message()))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use git2::Signature;
 
     /// A repository with a file `name` holding `content`, committed; returns
     /// the new commit's id.
-    fn commit(repo: &Repository, name: &str, content: &str) -> Oid {
+    pub(crate) fn commit(repo: &Repository, name: &str, content: &str) -> Oid {
         let workdir = repo.workdir().unwrap();
         std::fs::write(workdir.join(name), content).unwrap();
         let mut index = repo.index().unwrap();
@@ -335,16 +463,12 @@ mod tests {
         false
     }
 
-    fn run(
-        workspace: &Workspace,
-        url: &str,
-        revision: &str,
-    ) -> (Result<Oid, CheckoutError>, String) {
+    fn run(workspace: &Workspace, url: &str, revision: &str) -> (Result<Oid, StepError>, String) {
         let mut log = String::new();
-        let result = checkout(
-            workspace,
+        let result = sync(
+            &workspace.build_dir,
             url,
-            revision,
+            Some(revision),
             &mut |line| {
                 log.push_str(line);
                 log.push('\n');
@@ -397,6 +521,18 @@ mod tests {
         std::fs::create_dir_all(workspace.deps_dir.join("stray")).unwrap();
         std::fs::write(workspace.deps_dir.join("stray-file"), "x").unwrap();
 
+        let mut removed = String::new();
+        remove_strays(
+            &workspace.deps_dir,
+            &BTreeSet::from(["hello".to_string()]),
+            &mut |line| removed.push_str(line),
+        )
+        .unwrap();
+        assert!(
+            removed.contains("stray-file, which this build"),
+            "{removed}"
+        );
+
         // Upstream moves on; the second build fetches it.
         let third = commit(&upstream, "b.txt", "two\n");
         let (result, log) = run(&workspace, &format!("file://{url}"), &third.to_string());
@@ -441,7 +577,7 @@ mod tests {
         let url = upstream_dir.path().to_str().unwrap();
         for revision in ["no-such-branch", &"0".repeat(40), ""] {
             match run(&workspace, url, revision).0 {
-                Err(CheckoutError::Failure(message)) => {
+                Err(StepError::Failure(message)) => {
                     assert!(message.contains("unknown revision"), "{message}")
                 }
                 other => panic!("{revision}: {other:?}"),
@@ -449,7 +585,7 @@ mod tests {
         }
         let missing = workdir.path().join("missing");
         match run(&workspace, missing.to_str().unwrap(), "main").0 {
-            Err(CheckoutError::Failure(message)) => {
+            Err(StepError::Failure(message)) => {
                 assert!(message.starts_with("fetching"), "{message}")
             }
             other => panic!("{other:?}"),

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every module below runs the real
 //! `constructicon` binary or the library on real files in temp dirs.
 
+mod artifacts;
 mod builds;
 mod common;
 mod eval;

@@ -1,0 +1,4 @@
+//! What starts builds besides a person: time schedules, and (coming) commits
+//! seen by polling and pushes announced by forges.
+
+pub mod time;

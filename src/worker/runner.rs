@@ -1,0 +1,327 @@
+//! One job's run: the steps of [`Job::layout`] in order, each reported to
+//! the megatron (start, streamed log, finish), and the worker's own steps
+//! (checkout, get, upload) turned into step outcomes.
+
+use super::client::{CallError, Client, LogStream};
+use super::exec::{self, StepOutcome, StepSpec, Warnings};
+use super::workspace::{StepError, Workspace};
+use super::{deps, get, upload, url_encode, Abort, JobControl, WorkerConfig};
+use crate::protocol::{
+    BuildResult, Job, RevisionsReport, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
+    UPLOAD_STEP,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One job's run: its steps in the layout's order.
+pub(super) struct JobRunner<'a> {
+    pub(super) client: &'a Client,
+    pub(super) config: &'a WorkerConfig,
+    pub(super) job: &'a Job,
+    pub(super) control: &'a Arc<JobControl>,
+}
+
+impl JobRunner<'_> {
+    pub(super) fn path(&self, rest: &str) -> String {
+        format!("/api/v1/worker/builds/{}/{rest}", self.job.build)
+    }
+
+    /// Runs the steps of [`Job::layout`] until one does not pass, then
+    /// `upload`; the build's result (the worst of its steps) and the reason
+    /// of the first step that did not pass.
+    pub(super) fn steps(&self) -> Result<(BuildResult, Option<String>), Abort> {
+        let mut result = BuildResult::Success;
+        let mut reason = None;
+        let mut halted = false;
+        let mut checked_out = false;
+        for (n, kind) in self.job.layout().into_iter().enumerate() {
+            if self.control.cancel.load(Ordering::SeqCst) {
+                // Cancelled between steps: nothing is running to kill.
+                return Ok((BuildResult::Cancelled, Some("cancelled".into())));
+            }
+            let runs = match kind {
+                StepKind::Upload => checked_out,
+                _ => !halted,
+            };
+            if !runs {
+                continue;
+            }
+            let (name, outcome) = match kind {
+                StepKind::Checkout => (
+                    CHECKOUT_STEP,
+                    self.step(n, CHECKOUT_STEP, |log| self.checkout(log))?,
+                ),
+                StepKind::Get => (GET_STEP, self.step(n, GET_STEP, |log| self.get(log))?),
+                StepKind::Configured(i) => {
+                    let Some(step) = self.job.steps.get(i) else {
+                        continue;
+                    };
+                    let outcome = self.step(n, &step.name, |log| self.command(step, log))?;
+                    (step.name.as_str(), outcome)
+                }
+                StepKind::Upload => (
+                    UPLOAD_STEP,
+                    self.step(n, UPLOAD_STEP, |log| self.upload(log))?,
+                ),
+            };
+            if kind == StepKind::Checkout {
+                checked_out = outcome.result.passed();
+            }
+            result = result.worst(outcome.result);
+            if !outcome.result.passed() {
+                halted = true;
+                if reason.is_none() {
+                    let why = match (&outcome.reason, outcome.exit_code) {
+                        (Some(why), _) => why.clone(),
+                        (None, Some(code)) => format!("exit code {code}"),
+                        (None, None) => outcome.result.as_str().to_string(),
+                    };
+                    reason = Some(format!("{name}: {why}"));
+                }
+            }
+            if outcome.result == BuildResult::Cancelled {
+                // No upload after a cancel: whoever cancelled wants it over.
+                break;
+            }
+        }
+        Ok((result, reason))
+    }
+
+    /// Reports a step's start, streams its output, reports its end.
+    fn step(
+        &self,
+        n: usize,
+        name: &str,
+        body: impl FnOnce(&LogStream) -> StepOutcome,
+    ) -> Result<StepOutcome, Abort> {
+        let lease = self.job.lease.clone();
+        let give_up = || self.control.give_up();
+        self.client
+            .post_json(
+                &self.path(&format!("steps/{n}/start")),
+                &StepStart {
+                    lease: lease.clone(),
+                },
+                &give_up,
+            )
+            .map_err(|e| self.abort(e, &format!("starting step {n} ({name})")))?;
+
+        let control = self.control.clone();
+        let log_path = self.path(&format!("steps/{n}/log?lease={}", url_encode(&lease)));
+        let stream = LogStream::start(
+            self.client.clone(),
+            log_path,
+            Arc::new(move || control.give_up()),
+        )
+        .map_err(|e| Abort::Refused(format!("starting the log thread: {e}")))?;
+        let outcome = body(&stream);
+        stream
+            .close()
+            .map_err(|e| self.abort(e, &format!("sending the log of step {n} ({name})")))?;
+        if self.control.lease_lost.load(Ordering::SeqCst) {
+            return Err(Abort::LeaseLost);
+        }
+        if self.control.shutdown.load(Ordering::SeqCst) {
+            return Err(Abort::Shutdown);
+        }
+        tracing::info!("step {n} ({name}): {}", outcome.result.as_str());
+        let finish = StepFinish {
+            lease,
+            result: outcome.result,
+            exit_code: outcome.exit_code,
+            reason: outcome.reason.clone(),
+        };
+        self.client
+            .post_json(&self.path(&format!("steps/{n}/finish")), &finish, &give_up)
+            .map_err(|e| self.abort(e, &format!("finishing step {n} ({name})")))?;
+        Ok(outcome)
+    }
+
+    fn abort(&self, error: CallError, doing: &str) -> Abort {
+        match error {
+            CallError::LeaseLost => {
+                self.control.lease_lost.store(true, Ordering::SeqCst);
+                Abort::LeaseLost
+            }
+            CallError::GaveUp if self.control.lease_lost.load(Ordering::SeqCst) => Abort::LeaseLost,
+            CallError::GaveUp => Abort::Shutdown,
+            CallError::Rejected { .. } => Abort::Refused(format!("{doing}: {error}")),
+        }
+    }
+
+    /// Step 0: the repo at the job's revision and its deps beside it; the
+    /// revisions used go to the megatron, also when a dep failed.
+    fn checkout(&self, log: &LogStream) -> StepOutcome {
+        let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
+        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
+            Ok(workspace) => workspace,
+            Err(error) => return ended(Err(StepError::Exception(error)), &mut line),
+        };
+        let request = deps::Request {
+            repo: &self.job.repo,
+            repo_url: &self.job.repo_url,
+            revision: &self.job.revision,
+            deps: &self.job.deps,
+            pins: &self.job.revisions,
+            get_folders: self.job.get.iter().map(|g| g.folder.as_str()).collect(),
+            mode: deps::Mode::Worker,
+        };
+        let stop = || self.control.stop_step();
+        let checkout = deps::checkout(&workspace, &request, &mut line, &stop);
+        if !checkout.revisions.is_empty() {
+            self.report_revisions(checkout.revisions, &mut line);
+        }
+        ended(checkout.result, &mut line)
+    }
+
+    /// `POST .../revisions`. A refusal is noted in the log but does not fail
+    /// the build, which has what it needs; a lost lease is seen by
+    /// [`JobRunner::step`] once the body returns.
+    fn report_revisions(&self, revisions: BTreeMap<String, String>, line: &mut dyn FnMut(&str)) {
+        let report = RevisionsReport {
+            lease: self.job.lease.clone(),
+            revisions,
+        };
+        let give_up = || self.control.give_up();
+        match self
+            .client
+            .post_json(&self.path("revisions"), &report, &give_up)
+        {
+            Ok(_) | Err(CallError::GaveUp) => {}
+            Err(CallError::LeaseLost) => self.control.lease_lost.store(true, Ordering::SeqCst),
+            Err(error) => {
+                tracing::warn!("reporting the revisions: {error}");
+                line(&format!("reporting the revisions: {error}"));
+            }
+        }
+    }
+
+    /// The `get` step: other builds' results beside the build folder.
+    fn get(&self, log: &LogStream) -> StepOutcome {
+        let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
+        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
+            Ok(workspace) => workspace,
+            Err(error) => return ended(Err(StepError::Exception(error)), &mut line),
+        };
+        let stop = || self.control.stop_step();
+        let result = get::get_all(
+            self.client,
+            &workspace,
+            &self.job.repo,
+            &self.job.get,
+            &mut line,
+            &stop,
+        );
+        self.ended_transfer(result, &mut line)
+    }
+
+    /// The `upload` step: sources of the build folder to the megatron.
+    fn upload(&self, log: &LogStream) -> StepOutcome {
+        let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
+        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
+            Ok(workspace) => workspace,
+            Err(error) => return ended(Err(StepError::Exception(error)), &mut line),
+        };
+        let stop = || self.control.stop_step();
+        let result = upload::Uploader {
+            client: self.client,
+            workspace: &workspace,
+            job: self.job,
+            log: &mut line,
+            stop: &stop,
+        }
+        .run();
+        self.ended_transfer(result, &mut line)
+    }
+
+    /// [`ended`], after noting a lost lease for [`JobRunner::step`].
+    fn ended_transfer(
+        &self,
+        result: Result<(), StepError>,
+        line: &mut dyn FnMut(&str),
+    ) -> StepOutcome {
+        if let Err(StepError::LeaseLost) = result {
+            self.control.lease_lost.store(true, Ordering::SeqCst);
+        }
+        ended(result, line)
+    }
+
+    /// A configured step: one command in the build folder.
+    fn command(&self, step: &crate::config::Step, log: &LogStream) -> StepOutcome {
+        let warnings = match Warnings::new(&step.warnings, &step.suppress_warnings) {
+            Ok(warnings) => warnings,
+            Err(error) => {
+                log.push(format!("{error:#}\n").as_bytes());
+                return StepOutcome {
+                    result: BuildResult::Failure,
+                    exit_code: None,
+                    reason: Some(format!("{error:#}")),
+                    warning_lines: 0,
+                };
+            }
+        };
+        let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
+            Ok(workspace) => workspace,
+            Err(error) => {
+                return StepOutcome {
+                    result: BuildResult::Exception,
+                    exit_code: None,
+                    reason: Some(format!("{error:#}")),
+                    warning_lines: 0,
+                }
+            }
+        };
+        let spec = StepSpec {
+            command: exec::substitute(&step.command, &self.job.parameters),
+            env: step_env(self.job),
+            cwd: workspace.build_dir,
+            // Zero means no limit: a zero limit would kill every step at once.
+            silence_timeout: (step.timeout > 0).then(|| Duration::from_secs(step.timeout)),
+            max_duration: (self.job.max_step_seconds > 0)
+                .then(|| Duration::from_secs(self.job.max_step_seconds)),
+            kill_grace: self.config.kill_grace,
+            warnings,
+        };
+        exec::run_step(&spec, &|| self.control.stop_step(), |bytes| log.push(bytes))
+    }
+}
+
+/// The outcome of a step the worker runs itself; a problem is also the
+/// step log's last line.
+fn ended(result: Result<(), StepError>, line: &mut dyn FnMut(&str)) -> StepOutcome {
+    let (result, reason) = match result {
+        Ok(()) => (BuildResult::Success, None),
+        Err(StepError::Failure(message)) => (BuildResult::Failure, Some(message)),
+        Err(StepError::Exception(error)) => (BuildResult::Exception, Some(format!("{error:#}"))),
+        Err(StepError::Stopped) | Err(StepError::LeaseLost) => {
+            (BuildResult::Cancelled, Some("cancelled".to_string()))
+        }
+    };
+    if let (BuildResult::Failure | BuildResult::Exception, Some(reason)) = (result, &reason) {
+        line(reason);
+    }
+    StepOutcome {
+        result,
+        exit_code: None,
+        reason,
+        warning_lines: 0,
+    }
+}
+
+/// The variables a step sees on top of the worker's own: each parameter,
+/// then `CONSTRUCTICON_BUILD` and `CONSTRUCTICON_BUILDER`, which a parameter
+/// cannot override. A parameter whose name cannot be a variable is left out
+/// of the environment; `{name}` substitution still reaches it.
+fn step_env(job: &Job) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = job
+        .parameters
+        .iter()
+        .filter(|(name, _)| !name.is_empty() && !name.contains(['=', '\0']))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    env.insert("CONSTRUCTICON_BUILD".into(), job.build.to_string());
+    env.insert("CONSTRUCTICON_BUILDER".into(), job.builder.clone());
+    env
+}

@@ -1,0 +1,279 @@
+//! The fake megatron: HTTP/1.1 over std's TcpListener, recording every
+//! call and answering as each test scripts, artifacts included.
+
+use crate::protocol::Job;
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub(super) struct Recorded {
+    pub(super) method: String,
+    /// Path below `/api/v1/worker/`, query included; other paths whole.
+    pub(super) path: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
+}
+
+impl Recorded {
+    pub(super) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) requests: Vec<Recorded>,
+    pub(super) jobs: VecDeque<Job>,
+    /// How long a claim waits before its answer (job or 204).
+    pub(super) claim_hold: Duration,
+    pub(super) cancel: bool,
+    pub(super) lease_lost: bool,
+    /// Answer the next this many claims with 503.
+    pub(super) failing_claims: usize,
+    /// Answer the next this many log posts with 500.
+    pub(super) failing_logs: usize,
+    /// Build → its artifacts (path, content), served at
+    /// `/api/v1/builds/{id}/artifacts[/path]`.
+    pub(super) artifacts: BTreeMap<u64, Vec<(String, String)>>,
+    /// Answer every upload with 413 and this error, before its body.
+    pub(super) refuse_uploads: Option<String>,
+}
+
+pub(super) struct FakeMegatron {
+    pub(super) url: String,
+    pub(super) state: Arc<Mutex<State>>,
+}
+
+impl FakeMegatron {
+    pub(super) fn start() -> FakeMegatron {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            claim_hold: Duration::from_millis(20),
+            ..State::default()
+        }));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = shared.clone();
+                std::thread::spawn(move || serve(stream, &state));
+            }
+        });
+        FakeMegatron { url, state }
+    }
+
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    /// Waits (polling every 10 ms, 5 s at most) until `condition` holds.
+    pub(super) fn wait_for(&self, what: &str, condition: impl Fn(&State) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !condition(&self.state()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every recorded call but claims, heartbeats and logs.
+    pub(super) fn reports(&self) -> Vec<String> {
+        self.state()
+            .requests
+            .iter()
+            .map(|r| r.path.clone())
+            .filter(|p| !p.starts_with("claim") && !p.contains("/heartbeat") && !p.contains("/log"))
+            .collect()
+    }
+
+    pub(super) fn find(&self, path: &str) -> Option<Recorded> {
+        self.state()
+            .requests
+            .iter()
+            .find(|r| r.path == path)
+            .cloned()
+    }
+
+    /// The log of step `n`, as the megatron would store it.
+    pub(super) fn log(&self, build: u64, n: usize) -> String {
+        let prefix = format!("builds/{build}/steps/{n}/log?");
+        let bytes: Vec<u8> = self
+            .state()
+            .requests
+            .iter()
+            .filter(|r| r.path.starts_with(&prefix))
+            .flat_map(|r| r.body.clone())
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn serve(stream: TcpStream, state: &Mutex<State>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut words = request_line.split(' ');
+    let method = words.next().unwrap_or("").to_string();
+    let path = words.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_lowercase(), value.trim().to_string()));
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    if method == "PUT" {
+        let refusal = state.lock().unwrap().refuse_uploads.clone();
+        if let Some(error) = refusal {
+            // As a real server answers a 100-continue it will not take.
+            state.lock().unwrap().requests.push(Recorded {
+                method,
+                path: path.trim_start_matches("/api/v1/worker/").to_string(),
+                headers,
+                body: vec![],
+            });
+            let answer = serde_json::json!({ "error": error }).to_string();
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 413 X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            return;
+        }
+    }
+    if header("expect").as_deref() == Some("100-continue") {
+        let _ = (&stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let mut body = Vec::new();
+    if let Some(length) = header("content-length") {
+        body.resize(length.parse().unwrap(), 0);
+        reader.read_exact(&mut body).unwrap();
+    } else if header("transfer-encoding").as_deref() == Some("chunked") {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    let path = path
+        .strip_prefix("/api/v1/worker/")
+        .unwrap_or(&path)
+        .to_string();
+    let recorded = Recorded {
+        method,
+        path: path.clone(),
+        headers,
+        body,
+    };
+    let (status, answer) = answer(state, recorded);
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+fn answer(state: &Mutex<State>, request: Recorded) -> (u16, String) {
+    let path = request.path.clone();
+    let mut s = state.lock().unwrap();
+    s.requests.push(request);
+    if path == "claim" {
+        if s.failing_claims > 0 {
+            s.failing_claims -= 1;
+            return (503, r#"{"error":"starting"}"#.into());
+        }
+        let hold = s.claim_hold;
+        drop(s);
+        std::thread::sleep(hold);
+        return match state.lock().unwrap().jobs.pop_front() {
+            Some(job) => (200, serde_json::to_string(&job).unwrap()),
+            None => (204, String::new()),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/builds/") {
+        return artifacts(&s, rest);
+    }
+    if path.ends_with("/release") {
+        return (200, "{}".into());
+    }
+    if s.lease_lost {
+        return (409, r#"{"error":"lease lost"}"#.into());
+    }
+    if path.ends_with("/heartbeat") {
+        drop(s);
+        // A short long-poll: long enough not to spin, short enough that a
+        // cancel is heard quickly.
+        std::thread::sleep(Duration::from_millis(20));
+        let cancel = state.lock().unwrap().cancel;
+        return (200, format!(r#"{{"cancel":{cancel}}}"#));
+    }
+    if path.contains("/log?") && s.failing_logs > 0 {
+        s.failing_logs -= 1;
+        return (500, r#"{"error":"busy"}"#.into());
+    }
+    (200, "{}".into())
+}
+
+/// `GET /api/v1/builds/{id}/artifacts[/path]`.
+fn artifacts(state: &State, rest: &str) -> (u16, String) {
+    let (build, rest) = rest.split_once('/').unwrap();
+    let files = state
+        .artifacts
+        .get(&build.parse::<u64>().unwrap())
+        .cloned()
+        .unwrap_or_default();
+    if rest == "artifacts" {
+        let list: Vec<Value> = files
+            .iter()
+            .map(|(path, content)| serde_json::json!({"path": path, "size": content.len()}))
+            .collect();
+        return (
+            200,
+            serde_json::json!({ "artifacts": list, "total": 2 }).to_string(),
+        );
+    }
+    let wanted = percent_decode(rest.strip_prefix("artifacts/").unwrap());
+    match files.iter().find(|(path, _)| *path == wanted) {
+        Some((_, content)) => (200, content.clone()),
+        None => (404, r#"{"error":"no such artifact"}"#.into()),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
