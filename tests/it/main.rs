@@ -6,6 +6,7 @@ mod builds;
 mod common;
 mod eval;
 mod examples;
+mod flow;
 mod hostile;
 mod resilience;
 mod stdlib;
