@@ -68,7 +68,10 @@ fn git_repo(dir: &Path) {
     std::fs::write(
         dir.join("constructicon.rhai"),
         r#"constructicon = #{
-    builders: #{ trivial: #{ commands: ["true"], schedulers: ["force"] } },
+    builders: #{
+        trivial: #{ commands: ["true"], schedulers: ["force"] },
+        big: #{ commands: ["head -c 200000000 /dev/zero > big.bin"], upload: #{ "big.bin": "big.bin" }, schedulers: ["force"] },
+    },
     schedulers: #{ force: #{ type: "force" } },
 };"#,
     )
@@ -207,6 +210,43 @@ fn main() {
     let total = started.elapsed();
     let busy_rss = rss_kb(megatron_pid);
 
+    // A 200 MB artifact: up through the worker, down over HTTP.
+    let body = post(
+        &agent,
+        &format!("{url}/api/v1/builders/bench-big/force"),
+        &json!({}),
+        None,
+    );
+    let big = body["build"].as_u64().expect("big build");
+    wait(&agent, big);
+    let build = get(&agent, &format!("{url}/api/v1/builds/{big}"));
+    let upload = build["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["name"] == "upload"))
+        .map(|s| {
+            s["finished"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(s["started"].as_u64().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let started = Instant::now();
+    let mut response = agent
+        .get(&format!("{url}/api/v1/builds/{big}/artifacts/big.bin"))
+        .call()
+        .expect("download");
+    let downloaded =
+        std::io::copy(&mut response.body_mut().as_reader(), &mut std::io::sink()).expect("read");
+    let download = started.elapsed();
+    let peak = std::fs::read_to_string(format!("/proc/{megatron_pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+
     println!("system benchmark (release; megatron + 2 workers on loopback; one `true` step with checkout)");
     println!(
         "  200 builds forced at once: {:.0} builds/s ({:.2} s in all; forcing took {:.2} s)",
@@ -224,5 +264,14 @@ fn main() {
         idle_rss / 1024,
         busy_rss / 1024
     );
+    println!(
+        "  200 MB artifact: upload {:.0} MB/s (the upload step, {} ms), download {:.0} MB/s ({} bytes in {:.2} s)",
+        200.0 / (upload.max(1) as f64 / 1000.0),
+        upload,
+        downloaded as f64 / 1e6 / download.as_secs_f64(),
+        downloaded,
+        download.as_secs_f64()
+    );
+    println!("  megatron peak RSS over the whole run: {} MB", peak / 1024);
     drop(workers);
 }
