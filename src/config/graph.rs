@@ -50,6 +50,10 @@ pub struct Builder {
     pub url: BTreeMap<String, String>,
     /// Results of other builders' builds to fetch before the steps.
     pub get: Vec<GetSpec>,
+    /// Keep only the newest pending build per branch (builder_base's value
+    /// when the builder does not say).
+    #[serde(default)]
+    pub collapse: bool,
 }
 
 /// One `get` entry: whose results, where they land, and how the build is
@@ -400,6 +404,7 @@ pub fn build(
                 unzip,
                 url,
                 get,
+                collapse: builder.collapse.or(base.collapse).unwrap_or(false),
             },
         );
     }

@@ -38,7 +38,26 @@ pub struct CybertronSpec {
     pub horizon: u64,
     pub listen: Option<String>,
     pub hostname: Option<String>,
+    /// The zone time schedulers count in: "UTC" or an offset like "+02:00".
+    pub time_zone: String,
+    /// Seconds between two polls of every repo's branches.
+    pub poll_interval: u64,
+    /// Where the shared secret of push webhooks is, never the secret itself.
+    pub webhook_secret: Option<SecretSource>,
 }
+
+/// Where a secret is read from when the megatron starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    /// An environment variable's name.
+    Env(String),
+    /// A file's path.
+    File(String),
+}
+
+/// How often repos are polled when cybertron does not say.
+pub const DEFAULT_POLL_INTERVAL: u64 = 60;
 
 /// The history kept per builder when cybertron does not say.
 pub const DEFAULT_HORIZON: u64 = 100;
@@ -56,6 +75,8 @@ pub struct BuilderSpec {
     pub schedulers: Vec<String>,
     pub resources: Vec<String>,
     pub get: BTreeMap<String, Vec<String>>,
+    /// Keep only the newest pending build per branch.
+    pub collapse: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +142,7 @@ const BUILDER_KEYS: &[&str] = &[
     "schedulers",
     "resources",
     "get",
+    "collapse",
 ];
 
 /// Reads `constructicon`; `repo` is the repo's name, which user worker names
@@ -165,6 +187,8 @@ pub fn read_constructicon(reader: &mut Reader, value: &Value, repo: &str) -> Con
 pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     let mut spec = CybertronSpec {
         horizon: DEFAULT_HORIZON,
+        time_zone: "UTC".into(),
+        poll_interval: DEFAULT_POLL_INTERVAL,
         ..Default::default()
     };
     let keys = [
@@ -175,6 +199,9 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         "horizon",
         "listen",
         "hostname",
+        "time_zone",
+        "poll_interval",
+        "webhook_secret",
     ];
     let Some(top) = reader.fields(value, "", &keys) else {
         return spec;
@@ -221,6 +248,36 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(hostname) = top.get("hostname") {
         spec.hostname = reader.string(hostname, "hostname");
+    }
+    if let Some(zone) = top.get("time_zone") {
+        if let Some(zone) = reader.string(zone, "time_zone") {
+            if let Err(why) = crate::triggers::time::parse_zone(&zone) {
+                reader.problem("time_zone", why);
+            }
+            spec.time_zone = zone;
+        }
+    }
+    if let Some(interval) = top.get("poll_interval") {
+        spec.poll_interval = reader
+            .integer(interval, "poll_interval", 1, 86_400)
+            .unwrap_or(DEFAULT_POLL_INTERVAL);
+    }
+    if let Some(secret) = top.get("webhook_secret") {
+        if let Some(fields) = reader.fields(secret, "webhook_secret", &["env", "file"]) {
+            let env = fields.get("env").and_then(|v| reader.string(v, "webhook_secret.env"));
+            let file = fields.get("file").and_then(|v| reader.string(v, "webhook_secret.file"));
+            spec.webhook_secret = match (env, file) {
+                (Some(env), None) => Some(SecretSource::Env(env)),
+                (None, Some(file)) => Some(SecretSource::File(file)),
+                _ => {
+                    reader.problem(
+                        "webhook_secret",
+                        "expected #{ env: \"VARIABLE\" } or #{ file: \"/path\" }: the secret itself never goes in cybertron",
+                    );
+                    None
+                }
+            };
+        }
     }
     spec
 }
@@ -295,6 +352,9 @@ pub fn read_builder(
     }
     if let Some(resources) = fields.get("resources") {
         builder.resources = reader.strings(resources, &fields.path_of("resources"));
+    }
+    if let Some(collapse) = fields.get("collapse") {
+        builder.collapse = reader.bool(collapse, &fields.path_of("collapse"));
     }
     if let Some(get) = fields.get("get") {
         let path = fields.path_of("get");

@@ -32,6 +32,22 @@ pub struct ForceRequest {
     pub by: Option<String>,
 }
 
+/// What starts a build, whoever asks (a person, a time, a commit).
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub builder: String,
+    /// Every parameter, defaults filled in.
+    pub parameters: BTreeMap<String, String>,
+    /// The repo's revision to build; the commit of the current graph when `None`.
+    pub revision: Option<String>,
+    /// The branch it is on, when known (collapse keys on it).
+    pub branch: Option<String>,
+    /// Dep pins: URL or name → revision.
+    pub pins: BTreeMap<String, String>,
+    /// Shown with the pending build: "forced by ana", "time scheduler nightly"...
+    pub reason: String,
+}
+
 /// A build's step records, laid out as `protocol::step_layout` says.
 pub fn step_records(spec: &crate::config::Builder, revision: &str) -> Vec<StepRecord> {
     step_layout(
@@ -119,39 +135,62 @@ impl State {
         let mut parameters = declared;
         parameters.extend(request.parameters);
 
-        let repo = super::read(&self.repos)
+        let repo_url = super::read(&self.repos)
             .get(&repo_name)
-            .map(|r| r.record.clone())
+            .map(|r| r.record.url.clone())
             .ok_or_else(|| Error::NotFound(format!("repo {repo_name} not found")))?;
-        let mut revision = graph.commit.clone();
+        let mut revision = None;
         for (key, value) in &request.revisions {
             if value.trim().is_empty() {
                 return Err(Error::BadRequest(format!("revision for {key} is empty")));
             }
-            if *key == repo.url || *key == repo.name {
-                revision = value.clone();
+            if *key == repo_url || *key == repo_name {
+                revision = Some(value.clone());
             } else if !spec.deps.iter().any(|d| d.url == *key || d.name == *key) {
                 return Err(Error::BadRequest(format!(
-                    "revision given for {key}, which is neither the repo ({}) nor one of the builder's deps",
-                    repo.url
+                    "revision given for {key}, which is neither the repo ({repo_url}) nor one of the builder's deps"
                 )));
             }
         }
-
-        let steps = step_records(&spec, &revision);
-        let record = BuildRecord {
-            id: 0,
-            number: 0,
+        self.start_build(StartRequest {
             builder: builder.to_string(),
-            repo: repo_name,
-            repo_url: repo.url.clone(),
-            revision,
-            branch: repo.branch.clone(),
             parameters,
+            revision,
+            branch: None,
+            pins: request.revisions,
             reason: match request.by {
                 Some(by) => format!("forced by {by}"),
                 None => "forced".to_string(),
             },
+        })
+    }
+
+    /// Queues a build of a builder as its repo's current graph has it; durable
+    /// before it returns. A builder with `collapse` keeps only the newest
+    /// pending build per branch: older pending ones end as cancelled.
+    pub fn start_build(&self, request: StartRequest) -> Result<BuildRecord> {
+        let (repo_name, graph) = self
+            .builder_owner(&request.builder)
+            .ok_or_else(|| Error::NotFound(format!("builder {} not found", request.builder)))?;
+        let spec = graph.graph.builders[&request.builder].clone();
+        let repo = super::read(&self.repos)
+            .get(&repo_name)
+            .map(|r| r.record.clone())
+            .ok_or_else(|| Error::NotFound(format!("repo {repo_name} not found")))?;
+        let revision = request.revision.unwrap_or_else(|| graph.commit.clone());
+        let branch = request.branch.or_else(|| repo.branch.clone());
+        let steps = step_records(&spec, &revision);
+        let collapse = spec.collapse;
+        let record = BuildRecord {
+            id: 0,
+            number: 0,
+            builder: request.builder.clone(),
+            repo: repo_name,
+            repo_url: repo.url.clone(),
+            revision,
+            branch: branch.clone(),
+            parameters: request.parameters,
+            reason: request.reason,
             state: BuildState::Queued,
             result: None,
             result_reason: None,
@@ -172,16 +211,37 @@ impl State {
                 system_version: env!("CARGO_PKG_VERSION").to_string(),
             },
             spec,
-            pins: request.revisions.clone(),
+            pins: request.pins,
             revisions: BTreeMap::new(),
             got: BTreeMap::new(),
         };
         let build = self.store.create_build(record)?;
+        if collapse {
+            self.collapse_older(&build)?;
+        }
         self.store.flush()?;
         if let Some(sequence) = build.queue_sequence {
             lock(&self.dispatcher).enqueue(sequence, pending_of(&build));
         }
         Ok(build)
+    }
+
+    /// Ends the pending builds of the same builder and branch older than
+    /// `newer`, as cancelled, naming the build that replaced them.
+    fn collapse_older(&self, newer: &BuildRecord) -> Result<()> {
+        let _write = lock(&self.build_write);
+        for mut older in self.store.queued_builds()? {
+            if older.id == newer.id || older.builder != newer.builder || older.branch != newer.branch {
+                continue;
+            }
+            lock(&self.dispatcher).dequeue(older.id);
+            older.state = BuildState::Finished;
+            older.result = Some(BuildResult::Cancelled);
+            older.result_reason = Some(format!("collapsed into the newer build {}", newer.id));
+            older.finished = Some(now_ms());
+            self.store.put_build(&older)?;
+        }
+        Ok(())
     }
 
     /// Gives the worker the first build it may run now, durable before it

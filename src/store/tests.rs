@@ -19,6 +19,7 @@ fn builder(name: &str) -> Builder {
         unzip: Vec::new(),
         url: BTreeMap::new(),
         get: Vec::new(),
+        collapse: false,
     }
 }
 

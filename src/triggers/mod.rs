@@ -1,4 +1,5 @@
 //! What starts builds besides a person: time schedules, and (coming) commits
 //! seen by polling and pushes announced by forges.
 
+pub mod poll;
 pub mod time;
