@@ -61,10 +61,13 @@ pub struct EvalArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct MegatronArgs {
+    #[command(subcommand)]
+    pub action: Option<MegatronAction>,
     /// The maintainers' cybertron.rhai.
     #[arg(long, value_name = "FILE")]
-    pub cybertron: PathBuf,
+    pub cybertron: Option<PathBuf>,
     /// Where the store, the repo mirrors and the admin token live.
     #[arg(long, value_name = "DIR", default_value = "constructicon-data")]
     pub data: PathBuf,
@@ -94,6 +97,9 @@ pub struct TimingArgs {
     /// How often leases are checked.
     #[arg(long, value_name = "MS", default_value_t = 1_000, hide = true)]
     pub lease_check_ms: u64,
+    /// Poll repos this often instead of cybertron's `poll_interval`.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub poll_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +165,29 @@ pub struct ForceArgs {
     /// Follow the build and exit with its result: 0 on success or warnings.
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MegatronAction {
+    /// Make a running megatron read its cybertron again and re-evaluate every
+    /// repo (as SIGHUP does).
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The megatron's admin token file (in its data dir).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "constructicon-data/admin-token"
+    )]
+    pub admin_token_file: PathBuf,
+    /// The admin token itself (instead of the file).
+    #[arg(long, env = "CONSTRUCTICON_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     #[command(flatten)]
     pub address: MegatronAddress,
 }

@@ -2,7 +2,8 @@
 //! `repo`, `force`, `token` and `demo`. (`eval` lives in `eval_command`.)
 
 use crate::cli::{
-    Command, ForceArgs, MegatronArgs, RepoCommand, TimingArgs, TokenArgs, WorkerArgs,
+    Command, ForceArgs, MegatronAction, MegatronArgs, ReloadArgs, RepoCommand, TimingArgs,
+    TokenArgs, WorkerArgs,
 };
 use crate::client::{parse_pairs, Client};
 use crate::config::{self, diagnostic, evaluate_cybertron, Limits};
@@ -74,16 +75,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run_megatron(args: MegatronArgs) -> anyhow::Result<ExitCode> {
+    if let Some(MegatronAction::Reload(reload)) = args.action {
+        return reload_megatron(reload);
+    }
+    let Some(cybertron_path) = args.cybertron.clone() else {
+        eprintln!("error: the megatron needs --cybertron FILE");
+        return Ok(ExitCode::from(2));
+    };
     init_tracing("info");
-    let bytes = match std::fs::read(&args.cybertron) {
+    let bytes = match std::fs::read(&cybertron_path) {
         Ok(bytes) => bytes,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.cybertron.display());
+            eprintln!("error: cannot read {}: {e}", cybertron_path.display());
             return Ok(ExitCode::from(2));
         }
     };
     let evaluation = evaluate_cybertron(
-        &args.cybertron.display().to_string(),
+        &cybertron_path.display().to_string(),
         bytes,
         &Limits::default(),
     );
@@ -105,13 +113,18 @@ fn run_megatron(args: MegatronArgs) -> anyhow::Result<ExitCode> {
         cybertron,
         timing: Timing::from(&args.timing),
         max_artifact_bytes: args.max_artifact_mb.saturating_mul(1 << 20),
+        cybertron_path: Some(cybertron_path),
     };
+    let poll_ms = args.timing.poll_ms;
     runtime()?.block_on(async move {
         // Open the store (and write the admin token) before saying we listen,
         // so whoever reads the address finds everything in place.
         let state = tokio::task::spawn_blocking(move || megatron::State::open(options))
             .await
             .context("starting the megatron")??;
+        if let Some(ms) = poll_ms {
+            *megatron::write(&state.poll_every) = Some(Duration::from_millis(ms));
+        }
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -284,19 +297,39 @@ fn force(args: ForceArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let admin = match &args.admin_token {
-        Some(token) => token.clone(),
-        None => std::fs::read_to_string(&args.admin_token_file)
+/// The admin token, given or read from the megatron's data dir.
+fn admin_token(given: &Option<String>, file: &Path) -> anyhow::Result<String> {
+    match given {
+        Some(token) => Ok(token.clone()),
+        None => Ok(std::fs::read_to_string(file)
             .with_context(|| {
                 format!(
                     "reading the admin token from {} (the megatron's data dir; or pass --admin-token)",
-                    args.admin_token_file.display()
+                    file.display()
                 )
             })?
             .trim()
-            .to_string(),
-    };
+            .to_string()),
+    }
+}
+
+/// `constructicon megatron reload`: cybertron read again, every repo re-evaluated.
+fn reload_megatron(args: ReloadArgs) -> anyhow::Result<ExitCode> {
+    let admin = admin_token(&args.admin_token, &args.admin_token_file)?;
+    let client = Client::new(&args.address.megatron);
+    let reloaded = Client::ok(
+        client.post("/api/v1/admin/reload", &json!({}), Some(&admin))?,
+        "reloading",
+    )?;
+    println!(
+        "cybertron reloaded; {} repos re-evaluated",
+        reloaded["repos"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    let admin = admin_token(&args.admin_token, &args.admin_token_file)?;
     let client = Client::new(&args.address.megatron);
     let path = format!("/api/v1/workers/{}/token", args.worker);
     let issued = Client::ok(

@@ -97,6 +97,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             cybertron,
             timing: Timing::default(),
             max_artifact_bytes: megatron::DEFAULT_MAX_ARTIFACT_BYTES,
+            cybertron_path: None,
         };
         let state = tokio::task::spawn_blocking(move || State::open(options)).await??;
         let token = megatron::random_secret()?;

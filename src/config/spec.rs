@@ -264,8 +264,12 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(secret) = top.get("webhook_secret") {
         if let Some(fields) = reader.fields(secret, "webhook_secret", &["env", "file"]) {
-            let env = fields.get("env").and_then(|v| reader.string(v, "webhook_secret.env"));
-            let file = fields.get("file").and_then(|v| reader.string(v, "webhook_secret.file"));
+            let env = fields
+                .get("env")
+                .and_then(|v| reader.string(v, "webhook_secret.env"));
+            let file = fields
+                .get("file")
+                .and_then(|v| reader.string(v, "webhook_secret.file"));
             spec.webhook_secret = match (env, file) {
                 (Some(env), None) => Some(SecretSource::Env(env)),
                 (None, Some(file)) => Some(SecretSource::File(file)),

@@ -354,3 +354,15 @@ pub async fn resolve_get(
     let resolved = state.blocking(move |s| s.resolve_get(&entries)).await?;
     Ok(Json(json!({ "get": resolved })))
 }
+
+/// `POST /api/v1/admin/reload` with the admin token: cybertron read again,
+/// every repo re-evaluated against it.
+pub async fn reload(state: AppState, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    match bearer(&headers) {
+        Some(token) if secret_hash(token) == state.admin_token_hash => {}
+        _ => return Err(ApiError::unauthorized("reloading needs the admin token")),
+    }
+    let repos = state.blocking(|s| s.reload_cybertron()).await?;
+    state.queue_changed.notify_waiters();
+    Ok(Json(json!({ "repos": repos })))
+}

@@ -7,6 +7,7 @@
 mod api;
 mod artifacts;
 mod error;
+mod hooks;
 mod ui;
 mod worker_api;
 
@@ -38,6 +39,8 @@ pub fn router(state: Arc<State>) -> Router {
             get(artifacts::download),
         )
         .route("/api/v1/queue", get(api::queue))
+        .route("/api/v1/hooks/push", post(hooks::push))
+        .route("/api/v1/admin/reload", post(api::reload))
         .route("/api/v1/workers/{name}/token", post(api::issue_token))
         .route("/api/v1/worker/claim", post(worker_api::claim))
         .route(

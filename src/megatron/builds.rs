@@ -231,7 +231,10 @@ impl State {
     fn collapse_older(&self, newer: &BuildRecord) -> Result<()> {
         let _write = lock(&self.build_write);
         for mut older in self.store.queued_builds()? {
-            if older.id == newer.id || older.builder != newer.builder || older.branch != newer.branch {
+            if older.id == newer.id
+                || older.builder != newer.builder
+                || older.branch != newer.branch
+            {
                 continue;
             }
             lock(&self.dispatcher).dequeue(older.id);

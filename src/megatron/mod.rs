@@ -54,7 +54,7 @@ pub struct Timing {
     /// A running build's lease: without a heartbeat for this long, its worker
     /// counts as gone.
     pub lease: Duration,
-    /// How often leases are checked.
+    /// How often leases are checked, and time schedulers too.
     pub lease_check: Duration,
 }
 
@@ -75,6 +75,9 @@ pub struct Options {
     pub timing: Timing,
     /// The most bytes one build may upload (its unzipped archives included).
     pub max_artifact_bytes: u64,
+    /// The cybertron file, read again on reload; `None` when it came from
+    /// elsewhere (the demo's is built in).
+    pub cybertron_path: Option<PathBuf>,
 }
 
 /// One build's uploads may take this much unless the megatron says otherwise.
@@ -110,6 +113,10 @@ pub struct State {
     /// The token that admin calls (issuing worker tokens) must present.
     pub admin_token_hash: String,
     pub max_artifact_bytes: u64,
+    pub cybertron_path: Option<PathBuf>,
+    /// Polls repos this often instead of cybertron's `poll_interval` (tests
+    /// and benches shorten it); `None` follows cybertron.
+    pub poll_every: RwLock<Option<Duration>>,
 }
 
 /// Locks a std mutex, carrying on with the data if a panic poisoned it: the
@@ -196,6 +203,8 @@ impl State {
             refreshing: Mutex::new(HashMap::new()),
             admin_token_hash: secret_hash(&admin_token),
             max_artifact_bytes: options.max_artifact_bytes,
+            cybertron_path: options.cybertron_path,
+            poll_every: RwLock::new(None),
         };
         state.restore().context("restoring the megatron's state")?;
         Ok(Arc::new(state))
@@ -305,17 +314,71 @@ pub async fn serve_state(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let leases = tokio::spawn(lease_loop(state.clone()));
+    let timed = tokio::spawn(crate::triggers::time::time_loop(state.clone()));
+    let hangups = tokio::spawn(reload_on_sighup(state.clone()));
+    let polls = tokio::spawn(crate::triggers::poll::poll_loop(state.clone()));
     let app = crate::http::router(state.clone());
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP");
     leases.abort();
+    polls.abort();
+    timed.abort();
+    hangups.abort();
     // What was written is made durable before the process goes.
     let flushed = state.blocking(|s| s.store.flush()).await;
     result?;
     flushed.context("flushing the store")?;
     Ok(())
+}
+
+/// Reloads cybertron on every SIGHUP.
+async fn reload_on_sighup(state: Arc<State>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP; reload with `constructicon megatron reload`");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match state.blocking(|s| s.reload_cybertron()).await {
+            Ok(repos) => tracing::info!(repos, "cybertron reloaded"),
+            Err(e) => tracing::error!(error = %e, "cybertron not reloaded"),
+        }
+    }
+}
+
+impl State {
+    /// Reads cybertron again and re-evaluates every repo against it. A
+    /// cybertron with errors changes nothing and says why. Returns how many
+    /// repos were re-evaluated.
+    pub fn reload_cybertron(&self) -> Result<usize> {
+        let path = self.cybertron_path.clone().ok_or_else(|| {
+            Error::Conflict("this megatron's cybertron is built in: nothing to reload".into())
+        })?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", path.display())))?;
+        let evaluation = crate::config::evaluate_cybertron(
+            &path.display().to_string(),
+            bytes,
+            &crate::config::Limits::default(),
+        );
+        let Some(cybertron) = evaluation.value else {
+            let errors: Vec<String> = evaluation.errors.iter().map(ToString::to_string).collect();
+            return Err(Error::BadRequest(format!(
+                "the cybertron has errors; the old one stays: {}",
+                errors.join("; ")
+            )));
+        };
+        *write(&self.cybertron) = Arc::new(cybertron);
+        let names: Vec<String> = read(&self.repos).keys().cloned().collect();
+        for name in &names {
+            if let Err(e) = self.refresh_repo(name) {
+                tracing::error!(repo = %name, error = %e, "re-evaluating after a cybertron reload");
+            }
+        }
+        Ok(names.len())
+    }
 }
 
 /// Checks leases forever: builds whose worker went silent are requeued once,

@@ -11,9 +11,10 @@ use crate::config::{self, evaluate_repo, RepoInput, SourceLoader, CONSTRUCTICON_
 use crate::model::repo_name_from_url;
 use crate::store::{now_ms, GraphRecord, RepoError, RepoRecord};
 use anyhow::Context as _;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Files of a repo's tree that scripts may import, read up front.
 pub struct TreeLoader {
@@ -38,8 +39,25 @@ impl SourceLoader for TreeLoader {
 const MAX_TREE_FILES: usize = 1000;
 const MAX_FILE_BYTES: usize = 1 << 20;
 
+/// The longest one fetch or clone may keep transferring: a remote that
+/// trickles data forever would otherwise hold its poller thread forever.
+const FETCH_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// Fetch options that prune and give up at the deadline (libgit2 calls the
+/// progress callback as data arrives; returning false aborts the transfer).
+fn fetch_options<'a>() -> git2::FetchOptions<'a> {
+    let deadline = Instant::now() + FETCH_DEADLINE;
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.transfer_progress(move |_| Instant::now() < deadline);
+    let mut options = git2::FetchOptions::new();
+    options.prune(git2::FetchPrune::On);
+    options.remote_callbacks(callbacks);
+    options
+}
+
 /// Clones `url` as a bare mirror into `dir`, or fetches into the mirror there.
-fn mirror(url: &str, dir: &Path) -> anyhow::Result<git2::Repository> {
+/// Every branch and tag is fetched, so the poller sees all branch heads.
+pub(crate) fn mirror(url: &str, dir: &Path) -> anyhow::Result<git2::Repository> {
     if dir.exists() {
         let repo = git2::Repository::open_bare(dir)
             .with_context(|| format!("opening the mirror {}", dir.display()))?;
@@ -47,12 +65,10 @@ fn mirror(url: &str, dir: &Path) -> anyhow::Result<git2::Repository> {
             let mut remote = repo
                 .find_remote("origin")
                 .context("the mirror has no origin")?;
-            let mut options = git2::FetchOptions::new();
-            options.prune(git2::FetchPrune::On);
             remote
                 .fetch(
                     &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-                    Some(&mut options),
+                    Some(&mut fetch_options()),
                     None,
                 )
                 .with_context(|| format!("fetching {url}"))?;
@@ -69,6 +85,7 @@ fn mirror(url: &str, dir: &Path) -> anyhow::Result<git2::Repository> {
     let _ = std::fs::remove_dir_all(&staging);
     let cloned = git2::build::RepoBuilder::new()
         .bare(true)
+        .fetch_options(fetch_options())
         .clone(url, &staging)
         .with_context(|| format!("cloning {url}"));
     let repo = match cloned {
@@ -88,8 +105,28 @@ fn mirror(url: &str, dir: &Path) -> anyhow::Result<git2::Repository> {
         .with_context(|| format!("opening the mirror {}", dir.display()))
 }
 
+/// Every branch of a mirror and its head commit. Branches whose name is not
+/// UTF-8 or that do not point at a commit are left out: no scheduler could
+/// name them.
+pub(crate) fn branch_heads(repo: &git2::Repository) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut heads = BTreeMap::new();
+    for item in repo
+        .branches(Some(git2::BranchType::Local))
+        .context("listing the mirror's branches")?
+    {
+        let (branch, _) = item.context("reading a branch of the mirror")?;
+        let Ok(Some(name)) = branch.name() else {
+            continue;
+        };
+        if let Ok(commit) = branch.get().peel_to_commit() {
+            heads.insert(name.to_string(), commit.id().to_string());
+        }
+    }
+    Ok(heads)
+}
+
 /// The branch followed: the given one, or the one HEAD names.
-fn branch_of(repo: &git2::Repository, branch: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn branch_of(repo: &git2::Repository, branch: Option<&str>) -> anyhow::Result<String> {
     if let Some(branch) = branch {
         return Ok(branch.to_string());
     }
@@ -146,7 +183,10 @@ fn read_head(
 }
 
 impl State {
-    fn refresh_lock(&self, repo: &str) -> Arc<Mutex<()>> {
+    /// The lock that serialises fetching into, and reconfiguring from, one
+    /// mirror: a repo's by its name, a dep's by its mirror folder (names
+    /// cannot contain `/`, so the two never meet).
+    pub(crate) fn refresh_lock(&self, repo: &str) -> Arc<Mutex<()>> {
         lock(&self.refreshing)
             .entry(repo.to_string())
             .or_default()
@@ -210,11 +250,26 @@ impl State {
 
     /// Fetch, read, evaluate, store. A repo that cannot be cloned the first
     /// time is refused; later fetch failures show on the repo.
-    fn sync(&self, mut record: RepoRecord, is_new: bool) -> Result<RepoState> {
+    fn sync(&self, record: RepoRecord, is_new: bool) -> Result<RepoState> {
         let refresh = self.refresh_lock(&record.name);
         let _one_at_a_time = lock(&refresh);
+        let fetched = mirror(&record.url, &self.repo_dir(&record.name));
+        self.configure(record, is_new, fetched)
+    }
+
+    /// Reads the followed branch's config from a fetched mirror (or records
+    /// why fetching failed), evaluates it and stores the new graph; on any
+    /// error the last good graph keeps serving. The caller holds the repo's
+    /// refresh lock and did the fetching, so the poller can look at the
+    /// branches of the same fetch before reconfiguring.
+    pub(crate) fn configure(
+        &self,
+        mut record: RepoRecord,
+        is_new: bool,
+        fetched: anyhow::Result<git2::Repository>,
+    ) -> Result<RepoState> {
         let dir = self.repo_dir(&record.name);
-        let fetched = mirror(&record.url, &dir).and_then(|repo| {
+        let fetched = fetched.and_then(|repo| {
             let branch = branch_of(&repo, record.branch.as_deref())?;
             read_head(&repo, &branch)
         });
@@ -318,7 +373,11 @@ impl State {
         )
     }
 
-    fn save_repo(&self, mut record: RepoRecord, graph: Option<GraphRecord>) -> Result<RepoState> {
+    pub(crate) fn save_repo(
+        &self,
+        mut record: RepoRecord,
+        graph: Option<GraphRecord>,
+    ) -> Result<RepoState> {
         record.updated = now_ms();
         self.store.put_repo(&record)?;
         self.store.flush()?;

@@ -9,13 +9,16 @@
 //! - `logs`: build id (u64 BE), step (u32 BE), chunk (u32 BE) → bytes
 //! - `queue`: sequence (u64 BE) → build id, the pending builds in order
 //! - `tokens`: worker name → sha256 of its token
-//! - `meta`: counters (next build number per builder)
+//! - `meta`: counters (next build number per builder), and under `heads/`
+//!   the branch heads the poller last saw (see `heads`)
 //!
 //! Values are JSON. Every write a user would miss after a crash is followed by
 //! [`Store::flush`] before it is acknowledged; callers on the async runtime
 //! call the async wrappers in `megatron`, which run these on blocking threads.
 
+mod heads;
 mod records;
+mod schedule;
 
 pub use records::*;
 

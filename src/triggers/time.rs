@@ -122,6 +122,91 @@ pub fn parse_zone(text: &str) -> Result<FixedOffset, String> {
         .ok_or_else(|| format!("time zone {text:?} is out of range"))
 }
 
+impl crate::megatron::State {
+    /// One pass of the time schedulers at `now`: every repo's time
+    /// schedulers whose due time passed since their last check start their
+    /// builders, once however many due times passed. The first check of a
+    /// scheduler only records the time. Returns the builds started.
+    pub fn time_pass(&self, now: DateTime<Utc>) -> crate::megatron::Result<usize> {
+        use crate::megatron::builds::StartRequest;
+        let zone = parse_zone(&crate::megatron::read(&self.cybertron).spec.time_zone)
+            .unwrap_or_else(|_| FixedOffset::east_opt(0).expect("zero offset"));
+        let graphs: Vec<_> = crate::megatron::read(&self.repos)
+            .values()
+            .filter_map(|r| r.graph.clone())
+            .collect();
+        let now_ms = now.timestamp_millis().max(0) as u64;
+        let mut started = 0;
+        for graph in graphs {
+            for (name, scheduler) in &graph.graph.schedulers {
+                let Some(Ok(schedule)) = TimeSchedule::of(&scheduler.spec) else {
+                    continue;
+                };
+                let repo = &graph.repo;
+                let last = self.store.time_checked(repo, name)?;
+                self.store.set_time_checked(repo, name, now_ms)?;
+                let Some(last) =
+                    last.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64))
+                else {
+                    continue;
+                };
+                let Some(due) = schedule.due(last, now, zone) else {
+                    continue;
+                };
+                let skipped = if due.skipped > 0 {
+                    tracing::warn!(scheduler = %name, repo = %repo, skipped = due.skipped, "due times missed while the megatron was down; building once");
+                    format!(
+                        "; {} earlier due times missed while the megatron was down",
+                        due.skipped
+                    )
+                } else {
+                    String::new()
+                };
+                for builder in &scheduler.builders {
+                    let request = StartRequest {
+                        builder: builder.clone(),
+                        parameters: scheduler.spec.parameters().clone(),
+                        revision: None,
+                        branch: None,
+                        pins: Default::default(),
+                        reason: format!(
+                            "time scheduler {name} ({}) due at {}{skipped}",
+                            schedule.pattern,
+                            due.at.with_timezone(&zone).format("%Y-%m-%d %H:%M %:z")
+                        ),
+                    };
+                    match self.start_build(request) {
+                        Ok(_) => started += 1,
+                        Err(e) => {
+                            tracing::error!(builder = %builder, error = %e, "starting a timed build")
+                        }
+                    }
+                }
+            }
+        }
+        self.store.flush()?;
+        Ok(started)
+    }
+}
+
+/// Runs the time schedulers forever, checking at the megatron's background
+/// interval against the real clock.
+pub async fn time_loop(state: std::sync::Arc<crate::megatron::State>) {
+    let mut tick = tokio::time::interval(state.timing.lease_check);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.blocking(|s| s.time_pass(Utc::now())).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(builds = n, "time schedulers started builds");
+                state.queue_changed.notify_waiters();
+            }
+            Err(e) => tracing::error!(error = %e, "running the time schedulers"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

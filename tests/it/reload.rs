@@ -1,0 +1,63 @@
+//! A cybertron reload in the running megatron: `constructicon megatron
+//! reload` reads the file again and re-evaluates every repo.
+
+use crate::common::system::{GitRepo, Megatron, BIN};
+use std::process::Command;
+
+#[test]
+fn a_reload_re_evaluates_every_repo_against_the_new_cybertron() {
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{ platform: "linux" } } };"#);
+    let repo = GitRepo::new(
+        "macapp",
+        r#"constructicon = #{ builders: #{ build: #{ accept: `features.platform == "mac"`, commands: ["true"] } } };"#,
+    );
+    let view = megatron.add_repo(&repo.url());
+    assert!(
+        view["error"]["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no worker accepts"),
+        "{view}"
+    );
+
+    let reload = |expect: Option<i32>| {
+        let out = Command::new(BIN)
+            .args(["megatron", "reload", "--megatron", &megatron.url])
+            .arg("--admin-token-file")
+            .arg(megatron.dir.join("data/admin-token"))
+            .output()
+            .expect("reload");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), expect, "{text}");
+        text
+    };
+
+    // A broken cybertron changes nothing.
+    std::fs::write(
+        megatron.dir.join("cybertron.rhai"),
+        "cybertron = #{ workers: 5 };",
+    )
+    .expect("write");
+    let text = reload(Some(1));
+    assert!(text.contains("the old one stays"), "{text}");
+
+    std::fs::write(
+        megatron.dir.join("cybertron.rhai"),
+        r#"cybertron = #{ workers: #{ w1: #{ platform: "linux" }, m1: #{ platform: "mac" } } };"#,
+    )
+    .expect("write");
+    let text = reload(Some(0));
+    assert!(text.contains("1 repos re-evaluated"), "{text}");
+    let (_, view) = megatron.get("/api/v1/repos/macapp");
+    assert!(view["error"].is_null(), "{view}");
+    let (_, builder) = megatron.get("/api/v1/builders/macapp-build");
+    assert_eq!(builder["spec"]["workers"], serde_json::json!(["m1"]));
+
+    // Without the admin token, no reload.
+    let (status, _) = megatron.post("/api/v1/admin/reload", &serde_json::json!({}));
+    assert_eq!(status, 401);
+}
