@@ -140,3 +140,52 @@ fn time_schedulers_fire_once_per_due_time_and_once_after_downtime() {
         "{latest:?}"
     );
 }
+
+#[test]
+fn collapse_keeps_only_the_newest_pending_build_per_branch() {
+    let repo = GitRepo::new(
+        "squash",
+        r#"constructicon = #{
+    builders: #{
+        merged: #{ commands: ["true"], schedulers: ["force"], collapse: true },
+        every: #{ commands: ["true"], schedulers: ["force"] },
+    },
+    schedulers: #{ force: #{ type: "force" } },
+};"#,
+    );
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = open(data.path(), CYBERTRON);
+    state.add_repo(&repo.url(), None).expect("repo");
+    let force = |builder: &str| {
+        state
+            .force(
+                builder,
+                constructicon::megatron::builds::ForceRequest::default(),
+            )
+            .expect("force")
+            .id
+    };
+    let merged: Vec<u64> = (0..3).map(|_| force("squash-merged")).collect();
+    let every: Vec<u64> = (0..3).map(|_| force("squash-every")).collect();
+    let queued: Vec<u64> = state
+        .store
+        .queued_builds()
+        .expect("queue")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(
+        queued,
+        [merged[2], every[0], every[1], every[2]],
+        "requests are never merged silently, unless collapse says so"
+    );
+    let older = state.store.build(merged[0]).expect("build");
+    assert_eq!(
+        older.result,
+        Some(constructicon::protocol::BuildResult::Cancelled)
+    );
+    assert_eq!(
+        older.result_reason.as_deref(),
+        Some(format!("collapsed into the newer build {}", merged[1]).as_str())
+    );
+}
