@@ -1,7 +1,7 @@
 //! A cybertron reload in the running megatron: `constructicon megatron
 //! reload` reads the file again and re-evaluates every repo.
 
-use crate::common::system::{GitRepo, Megatron, BIN};
+use crate::common::system::{wait_for, GitRepo, Megatron, BIN};
 use std::process::Command;
 
 #[test]
@@ -60,4 +60,24 @@ fn a_reload_re_evaluates_every_repo_against_the_new_cybertron() {
     // Without the admin token, no reload.
     let (status, _) = megatron.post("/api/v1/admin/reload", &serde_json::json!({}));
     assert_eq!(status, 401);
+}
+
+#[test]
+fn sighup_reloads_too() {
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{ platform: "linux" } } };"#);
+    let repo = GitRepo::new(
+        "hup",
+        r#"constructicon = #{ builders: #{ build: #{ accept: `features.platform == "mac"`, commands: ["true"] } } };"#,
+    );
+    assert!(!megatron.add_repo(&repo.url())["error"].is_null());
+    std::fs::write(
+        megatron.dir.join("cybertron.rhai"),
+        r#"cybertron = #{ workers: #{ m1: #{ platform: "mac" } } };"#,
+    )
+    .expect("write");
+    megatron.signal(libc::SIGHUP);
+    wait_for("the reload", std::time::Duration::from_secs(10), || {
+        let (_, view) = megatron.get("/api/v1/repos/hup");
+        view["error"].is_null().then_some(())
+    });
 }
