@@ -60,6 +60,9 @@ fn ignored(why: String) -> Response {
     (StatusCode::OK, Json(json!({ "ignored": why, "repos": [] }))).into_response()
 }
 
+/// How long a push waits for its fetch before answering anyway.
+const HOOK_FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     // The source is looked up per request so a cybertron reload takes
     // effect at once; the secret itself is read below and dropped with
@@ -114,21 +117,30 @@ pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Res
     };
 
     let urls = push.urls.clone();
-    let polled = state
-        .blocking(move |s| {
-            let mut names: Vec<String> = Vec::new();
-            for url in &urls {
-                // A failing repo fails the delivery (the forge shows it as
-                // failed and may redeliver); the repo shows its error too.
-                for name in s.poll_url(url)? {
-                    if !names.contains(&name) {
-                        names.push(name);
-                    }
+    // A remote that never answers must not hold the forge's request open: the
+    // fetch goes on in the background and the poller's next pass sees it.
+    let polling = state.blocking(move |s| {
+        let mut names: Vec<String> = Vec::new();
+        for url in &urls {
+            // A failing repo fails the delivery (the forge shows it as
+            // failed and may redeliver); the repo shows its error too.
+            for name in s.poll_url(url)? {
+                if !names.contains(&name) {
+                    names.push(name);
                 }
             }
-            Ok::<_, crate::megatron::Error>(names)
-        })
-        .await?;
+        }
+        Ok::<_, crate::megatron::Error>(names)
+    });
+    let Ok(polled) = tokio::time::timeout(HOOK_FETCH_WAIT, polling).await else {
+        tracing::warn!(forge = forge.name(), %branch, "push webhook: the fetch is slow; answering before it ends");
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "repos": [], "branch": branch, "commit": push.commit, "still_fetching": true })),
+        )
+            .into_response());
+    };
+    let polled = polled?;
     tracing::info!(
         forge = forge.name(),
         %branch,
