@@ -48,30 +48,30 @@ fn builder_literal(i: usize) -> String {
     let mut fields = vec![format!(
         "commands: [\"echo build {i}\", \"echo test {i}\", #{{ command: \"echo check {i}\", timeout: 60, warnings: [\"^W: \"] }}]"
     )];
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         fields.push("accept: `features.platform == \"linux\"`".into());
     }
     let mut schedulers = vec!["\"force\""];
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         schedulers.push("\"commit\"");
     }
-    if i % 100 == 0 {
+    if i.is_multiple_of(100) {
         schedulers.push("\"nightly\"");
     }
     if i % 100 == 50 {
         schedulers.push("\"hourly\"");
     }
     fields.push(format!("schedulers: [{}]", schedulers.join(", ")));
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         fields.push(
             "deps: [\"https://example.com/lib.git\", #{ url: \"https://example.com/tools.git\", revision: \"v1\" }]"
                 .into(),
         );
     }
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         fields.push("upload: #{ \"out\": \"out\" }, zip: [\"out\"]".into());
     }
-    if i % 100 == 0 {
+    if i.is_multiple_of(100) {
         fields.push("resources: [\"gpu\"]".into());
     }
     if i % 100 == 1 {
