@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    git_timeouts();
     match cli.command {
         Command::Eval(args) => constructicon::eval_command::run(&args),
         command => match constructicon::commands::run(command) {
@@ -19,5 +20,16 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// A remote that accepts a connection and then says nothing would hold a
+/// fetch (a poll, a checkout) forever: libgit2 gives up after these. They are
+/// process-wide settings, so they are made here, before any thread starts.
+fn git_timeouts() {
+    // SAFETY: no other thread exists yet to read these settings meanwhile.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(30_000);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(120_000);
     }
 }

@@ -105,19 +105,43 @@ pub async fn heartbeat(
     }
 }
 
+/// The common shape of a worker's report: the worker authenticated, the
+/// build id and a JSON body read, the change made on a blocking thread, `{}`
+/// answered.
+async fn report<B, F>(
+    state: &Arc<State>,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    change: F,
+) -> Result<Json<serde_json::Value>, ApiError>
+where
+    B: serde::de::DeserializeOwned + Send + 'static,
+    F: FnOnce(&State, u64, String, B) -> crate::megatron::Result<()> + Send + 'static,
+{
+    let worker = authenticate(state, headers).await?;
+    let id = parse_id(id)?;
+    let request: B = parse_json(body)?;
+    state
+        .blocking(move |s| change(s, id, worker, request))
+        .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
 pub async fn release(
     state: AppState,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
-    let id = parse_id(&id)?;
-    let request: HeartbeatRequest = parse_json(&body)?;
-    state
-        .blocking(move |s| s.release_claim(id, &worker, &request.lease))
-        .await?;
-    Ok(Json(serde_json::json!({})))
+    report(
+        &state,
+        &headers,
+        &id,
+        &body,
+        |s, id, worker, request: HeartbeatRequest| s.release_claim(id, &worker, &request.lease),
+    )
+    .await
 }
 
 pub async fn step_start(
@@ -126,13 +150,14 @@ pub async fn step_start(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
-    let id = parse_id(&id)?;
-    let request: StepStart = parse_json(&body)?;
-    state
-        .blocking(move |s| s.step_started(id, step, &worker, &request.lease))
-        .await?;
-    Ok(Json(serde_json::json!({})))
+    report(
+        &state,
+        &headers,
+        &id,
+        &body,
+        move |s, id, worker, request: StepStart| s.step_started(id, step, &worker, &request.lease),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -164,13 +189,14 @@ pub async fn step_finish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
-    let id = parse_id(&id)?;
-    let request: StepFinish = parse_json(&body)?;
-    state
-        .blocking(move |s| s.step_finished(id, step, &worker, &request))
-        .await?;
-    Ok(Json(serde_json::json!({})))
+    report(
+        &state,
+        &headers,
+        &id,
+        &body,
+        move |s, id, worker, request: StepFinish| s.step_finished(id, step, &worker, &request),
+    )
+    .await
 }
 
 pub async fn build_finish(
@@ -197,11 +223,14 @@ pub async fn revisions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
-    let id = parse_id(&id)?;
-    let request: RevisionsReport = parse_json(&body)?;
-    state
-        .blocking(move |s| s.record_revisions(id, &worker, &request.lease, request.revisions))
-        .await?;
-    Ok(Json(serde_json::json!({})))
+    report(
+        &state,
+        &headers,
+        &id,
+        &body,
+        |s, id, worker, request: RevisionsReport| {
+            s.record_revisions(id, &worker, &request.lease, request.revisions)
+        },
+    )
+    .await
 }

@@ -561,7 +561,17 @@ fn a_remote_that_hangs_holds_up_no_other_repo() {
     assert_eq!(queued(&state)[0].revision, commit);
     // The dep is still being fetched: a pass now leaves it alone.
     assert!(!held.lock().expect("held").is_empty());
-    let report = pass(&state);
+    // On a thread with a deadline: were the pass to wait for the hanging
+    // fetch after all, this test fails instead of hanging the suite.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let passing = state.clone();
+    std::thread::spawn(move || {
+        let _ = sender.send(passing.poll_pass());
+    });
+    let report = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a pass does not wait for a hanging fetch")
+        .expect("poll pass");
     assert_eq!((report.repos, report.busy), (1, 1), "{report:?}");
 
     looping.abort();
