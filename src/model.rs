@@ -37,6 +37,18 @@ pub fn repo_name_from_url(url: &str) -> Option<String> {
     (check_name(name).is_none()).then(|| name.to_string())
 }
 
+/// A repo URL as it is keyed: trimmed, without a trailing `/` or `.git`,
+/// which people write either way.
+pub fn url_key(url: &str) -> &str {
+    let url = url.trim().trim_end_matches('/');
+    url.strip_suffix(".git").unwrap_or(url)
+}
+
+/// Whether two URLs name the same repo, give or take a trailing `/` or `.git`.
+pub fn same_repo_url(a: &str, b: &str) -> bool {
+    url_key(a) == url_key(b)
+}
+
 /// A builder's or scheduler's full name: `<repo>-<name>`.
 pub fn full_name(repo: &str, name: &str) -> String {
     format!("{repo}-{name}")

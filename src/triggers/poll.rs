@@ -31,16 +31,7 @@ use std::time::{Duration, Instant};
 /// do not hold up the rest, few enough not to swamp the host or the forge.
 pub const POLL_THREADS: usize = 4;
 
-/// A URL as the poller keys it: trimmed, without a trailing `/` or `.git`.
-pub fn url_key(url: &str) -> &str {
-    let url = url.trim().trim_end_matches('/');
-    url.strip_suffix(".git").unwrap_or(url)
-}
-
-/// Whether two URLs name the same repo, give or take a trailing `/` or `.git`.
-pub fn same_repo_url(a: &str, b: &str) -> bool {
-    url_key(a) == url_key(b)
-}
+pub use crate::model::{same_repo_url, url_key};
 
 /// What one pass (or one webhook poll) did; a bench divides CPU time by it.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]

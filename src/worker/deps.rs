@@ -16,7 +16,7 @@
 use super::workspace::{self, StepError, Workspace};
 use crate::config::spec::DepSpec;
 use crate::config::{FsLoader, Limits, RepoInput, SourceLoader, CONSTRUCTICON_FILE};
-use crate::model::check_name;
+use crate::model::{check_name, same_repo_url};
 use anyhow::Context;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -173,7 +173,7 @@ impl Walk<'_> {
                 )));
             }
             if let Some(at) = path.iter().position(|v| v.name == dep.name) {
-                if !same_url(&path[at].url, &dep.url) {
+                if !same_repo_url(&path[at].url, &dep.url) {
                     return Err(clash(&dep.name, &path[at].url, &dep.url));
                 }
                 let names: Vec<&str> = path[at..].iter().map(|v| v.name.as_str()).collect();
@@ -184,7 +184,7 @@ impl Walk<'_> {
                 )));
             }
             if let Some(done) = self.fetched.iter().find(|f| f.name == dep.name) {
-                if !same_url(&done.url, &dep.url) {
+                if !same_repo_url(&done.url, &dep.url) {
                     return Err(clash(&dep.name, &done.url, &dep.url));
                 }
                 (self.log)(&format!("dep {}: already checked out", dep.name));
@@ -251,19 +251,9 @@ fn clash(name: &str, first: &str, second: &str) -> StepError {
 /// The pinned revision of `dep`: by URL first, then by folder name.
 fn pin<'p>(pins: &'p BTreeMap<String, String>, dep: &DepSpec) -> Option<&'p str> {
     pins.iter()
-        .find(|(key, _)| same_url(key, &dep.url))
+        .find(|(key, _)| same_repo_url(key, &dep.url))
         .map(|(_, revision)| revision.as_str())
         .or_else(|| pins.get(&dep.name).map(String::as_str))
-}
-
-/// Whether two URLs name the same repo, give or take a trailing `/` or
-/// `.git`, which people write either way.
-fn same_url(a: &str, b: &str) -> bool {
-    fn plain(url: &str) -> &str {
-        let url = url.trim().trim_end_matches('/');
-        url.strip_suffix(".git").unwrap_or(url)
-    }
-    plain(a) == plain(b)
 }
 
 /// The deps of `builder` as the dep checked out in `dir` declares them.
