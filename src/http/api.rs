@@ -301,6 +301,16 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Refuses a request that does not carry the admin token as its bearer.
+fn require_admin(state: &State, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    match bearer(headers) {
+        Some(token) if secret_hash(token) == state.admin_token_hash => Ok(()),
+        _ => Err(ApiError::unauthorized(format!(
+            "{what} needs the admin token"
+        ))),
+    }
+}
+
 /// `POST /api/v1/workers/{name}/token` with the admin token: issues a new
 /// token for a worker (replacing any earlier one) and keeps only its hash.
 pub async fn issue_token(
@@ -308,14 +318,7 @@ pub async fn issue_token(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    match bearer(&headers) {
-        Some(token) if secret_hash(token) == state.admin_token_hash => {}
-        _ => {
-            return Err(ApiError::unauthorized(
-                "issuing worker tokens needs the admin token",
-            ))
-        }
-    }
+    require_admin(&state, &headers, "issuing worker tokens")?;
     if let Some(why) = crate::model::check_name(&name) {
         return Err(ApiError::bad_request(format!(
             "worker name {name:?} cannot be used: {why}"
@@ -358,10 +361,7 @@ pub async fn resolve_get(
 /// `POST /api/v1/admin/reload` with the admin token: cybertron read again,
 /// every repo re-evaluated against it.
 pub async fn reload(state: AppState, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    match bearer(&headers) {
-        Some(token) if secret_hash(token) == state.admin_token_hash => {}
-        _ => return Err(ApiError::unauthorized("reloading needs the admin token")),
-    }
+    require_admin(&state, &headers, "reloading")?;
     let repos = state.blocking(|s| s.reload_cybertron()).await?;
     state.queue_changed.notify_waiters();
     Ok(Json(json!({ "repos": repos })))
