@@ -77,6 +77,23 @@ fn refusal(url: &str, response: &mut ureq::http::Response<ureq::Body>) -> Attemp
     }
 }
 
+/// One GET of `path` that answered 2xx; a refusal or a broken connection as
+/// what the retry loop makes of it.
+fn get_ok(
+    client: &Client,
+    path: &str,
+    url: &str,
+) -> Result<ureq::http::Response<ureq::Body>, Attempt> {
+    let mut response = client
+        .get(path)
+        .call()
+        .map_err(|e| Attempt::Retry(format!("{url}: {e}")))?;
+    if !response.status().is_success() {
+        return Err(refusal(url, &mut response));
+    }
+    Ok(response)
+}
+
 /// GETs `path` and decodes its JSON answer.
 pub fn get_json<T: serde::de::DeserializeOwned>(
     client: &Client,
@@ -86,13 +103,7 @@ pub fn get_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StepError> {
     let url = client.url(path);
     with_retries(client, stop, log, || {
-        let mut response = client
-            .get(path)
-            .call()
-            .map_err(|e| Attempt::Retry(format!("{url}: {e}")))?;
-        if !response.status().is_success() {
-            return Err(refusal(&url, &mut response));
-        }
+        let mut response = get_ok(client, path, &url)?;
         let body = response
             .body_mut()
             .with_config()
@@ -118,13 +129,7 @@ pub fn download(
 ) -> Result<u64, StepError> {
     let url = client.url(path);
     with_retries(client, stop, log, || {
-        let mut response = client
-            .get(path)
-            .call()
-            .map_err(|e| Attempt::Retry(format!("{url}: {e}")))?;
-        if !response.status().is_success() {
-            return Err(refusal(&url, &mut response));
-        }
+        let mut response = get_ok(client, path, &url)?;
         let mut file = File::create(to)?;
         let mut reader = response.body_mut().as_reader();
         let mut buffer = vec![0u8; BUFFER];
