@@ -11,30 +11,13 @@
 //! Run with `cargo bench --bench system` (or `scripts/bench`). Not a test:
 //! it prints figures and asserts nothing about them.
 
+mod support;
+
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_constructicon");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
+use support::{agent, Killed, BIN};
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value, bearer: Option<&str>) -> Value {
     let mut request = agent.post(url);
@@ -100,25 +83,7 @@ fn main() {
     let repo = dir.join("bench");
     git_repo(&repo);
 
-    let mut megatron = Command::new(BIN)
-        .args(["megatron", "--listen", "127.0.0.1:0", "--cybertron"])
-        .arg(dir.join("cybertron.rhai"))
-        .arg("--data")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("megatron");
-    let stdout = megatron.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("address").expect("read");
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    let url = format!(
-        "http://{}",
-        first.trim_start_matches("megatron listening on http://")
-    );
-    let megatron_pid = megatron.id();
-    let _megatron = Killed(megatron);
+    let (_megatron, url, megatron_pid) = support::start_megatron(dir, "warn");
     let agent = agent();
 
     let admin = std::fs::read_to_string(dir.join("data/admin-token")).expect("admin token");

@@ -7,33 +7,17 @@
 //!
 //! Run with `cargo bench --bench triggers` (or `scripts/bench`).
 
+mod support;
+
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{agent, Killed, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_constructicon");
 const SECRET: &str = "bench-secret";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
 
 fn json_of(mut response: ureq::http::Response<ureq::Body>) -> Value {
     let text = response.body_mut().read_to_string().unwrap_or_default();
@@ -96,24 +80,7 @@ fn main() {
         ),
     )
     .expect("cybertron");
-    let mut megatron = Command::new(BIN)
-        .args(["megatron", "--listen", "127.0.0.1:0", "--cybertron"])
-        .arg(dir.join("cybertron.rhai"))
-        .arg("--data")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("megatron");
-    let mut lines = BufReader::new(megatron.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("address").expect("read");
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    let url = format!(
-        "http://{}",
-        first.trim_start_matches("megatron listening on http://")
-    );
-    let pid = megatron.id();
-    let _megatron = Killed(megatron);
+    let (_megatron, url, pid) = support::start_megatron(dir, "error");
     let agent = agent();
 
     // 200 repos.
