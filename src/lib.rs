@@ -28,5 +28,7 @@ pub mod megatron;
 pub mod model;
 pub mod protocol;
 pub mod store;
+pub mod sync;
+pub mod token;
 pub mod triggers;
 pub mod worker;

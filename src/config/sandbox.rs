@@ -16,6 +16,7 @@
 //! the whole process, the megatron included.
 
 use crate::alloc::thread_balance;
+use crate::sync::lock;
 use rhai::module_resolvers::ModuleResolver;
 use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, EvalAltResult, Module, ParseError, Position, Scope, AST};
@@ -331,13 +332,6 @@ impl Sandbox {
             .eval_ast_with_scope::<Dynamic>(&mut scope, ast)
             .map_err(|e| eval_message(&e, &self.limits))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these locks leaves plain data behind; keep going.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn push_output(output: &Mutex<Output>, max_lines: usize, line: String) {

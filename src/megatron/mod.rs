@@ -20,7 +20,7 @@ use dispatch::{Dispatcher, Pending, Running};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -119,38 +119,8 @@ pub struct State {
     pub poll_every: RwLock<Option<Duration>>,
 }
 
-/// Locks a std mutex, carrying on with the data if a panic poisoned it: the
-/// data behind these locks stays consistent between statements.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-pub fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-pub fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// sha256 of a secret, hex: tokens are kept only as this.
-pub fn secret_hash(secret: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A fresh random secret, 32 hex characters.
-pub fn random_secret() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
+pub use crate::sync::{lock, read, write};
+pub use crate::token::{random_secret, secret_hash};
 
 /// The admin token file in the data dir, created (mode 0600) on first start.
 pub fn admin_token_path(data_dir: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ mod examples;
 mod flow;
 mod hooks;
 mod hostile;
+mod layers;
 mod polling;
 mod reload;
 mod resilience;
