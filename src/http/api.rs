@@ -1,10 +1,14 @@
 //! The user-facing API of DESIGN.md: repos, builders, builds, logs, cancel,
 //! and the admin call that issues worker tokens.
 
-use super::{parse_id, parse_json, ApiError};
-use crate::megatron::builds::ForceRequest;
-use crate::megatron::{read, secret_hash, RepoState, State};
+use super::auth::require_admin;
+use super::error::ApiError;
+use super::extract::{parse_id, parse_json};
+use crate::megatron::queue::ForceRequest;
+use crate::megatron::state::{RepoState, State};
 use crate::store::{BuildRecord, BuildState};
+use crate::sync::{lock, read};
+use crate::token::{random_secret, secret_hash};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -283,32 +287,12 @@ pub async fn queue(state: AppState) -> Result<Json<Value>, ApiError> {
         .iter()
         .map(|b| json!({ "build": b.id, "builder": b.builder, "number": b.number, "reason": b.reason, "created": b.created }))
         .collect();
-    let held: Vec<Value> = crate::megatron::lock(&state.dispatcher)
+    let held: Vec<Value> = lock(&state.dispatcher)
         .held_resources()
         .into_iter()
         .map(|(resource, build)| json!({ "resource": resource, "build": build }))
         .collect();
     Ok(Json(json!({ "pending": pending, "resources": held })))
-}
-
-/// The bearer token of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// Refuses a request that does not carry the admin token as its bearer.
-fn require_admin(state: &State, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
-    match bearer(headers) {
-        Some(token) if secret_hash(token) == state.admin_token_hash => Ok(()),
-        _ => Err(ApiError::unauthorized(format!(
-            "{what} needs the admin token"
-        ))),
-    }
 }
 
 /// `POST /api/v1/workers/{name}/token` with the admin token: issues a new
@@ -324,7 +308,7 @@ pub async fn issue_token(
             "worker name {name:?} cannot be used: {why}"
         )));
     }
-    let token = crate::megatron::random_secret().map_err(|e| {
+    let token = random_secret().map_err(|e| {
         tracing::error!(error = %e, "issuing a token");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot make a token")
     })?;

@@ -9,10 +9,11 @@
 //! and archives live in `megatron::artifacts`; this layer maps their refusals
 //! to statuses (bad path or archive 400, too large 413, not found 404).
 
-use super::worker_api::authenticate;
-use super::{parse_id, ApiError};
+use super::auth::authenticate_worker;
+use super::error::ApiError;
+use super::extract::parse_id;
 use crate::megatron::artifacts::{self, ArtifactError, Upload, CHUNK};
-use crate::megatron::State;
+use crate::megatron::state::State;
 use crate::protocol::UploadKind;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -66,7 +67,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
+    let worker = authenticate_worker(&state, &headers).await?;
     let Path((id, path)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = parse_id(&id)?;

@@ -2,7 +2,7 @@
 //! and for failures of ours a 500 whose body says nothing of the internals
 //! (the chain goes to the log).
 
-use crate::megatron::Error;
+use crate::megatron::error::Error;
 use crate::protocol::ErrorBody;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

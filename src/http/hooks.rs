@@ -7,9 +7,10 @@
 //! push of a branch polls; the poll runs before the answer so the build is
 //! queued by the time the forge sees its 202.
 
-use super::ApiError;
-use crate::megatron::{read, State};
-use crate::triggers::hooks::{self, Change, Event, HookError};
+use super::error::ApiError;
+use crate::forge::{self as hooks, Change, Event, HookError};
+use crate::megatron::state::State;
+use crate::sync::read;
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode};

@@ -1,19 +1,21 @@
-//! The megatron's HTTP surface: `router(state)` and nothing else public.
+//! The megatron's JSON API and worker protocol: [`router`] and the error type.
 //!
 //! Handlers are thin: extract, call the state (on a blocking thread), map the
-//! error. Bodies are parsed by [`parse_json`] so a bad body gets our JSON
-//! `{error}` with a 400, never a 5xx or axum's plain-text rejection.
+//! error. Bodies are parsed by `extract::parse_json` so a bad body gets our
+//! JSON `{error}` with a 400, never a 5xx or axum's plain-text rejection.
+//! The pages people read live apart, in `web`.
 
 mod api;
 mod artifacts;
+mod auth;
 mod error;
+mod extract;
 mod hooks;
-mod ui;
 mod worker_api;
 
 pub use error::ApiError;
 
-use crate::megatron::State;
+use crate::megatron::state::State;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -21,7 +23,6 @@ use std::sync::Arc;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
-        .route("/", get(ui::index))
         .route("/api/v1/repos", get(api::list_repos).post(api::add_repo))
         .route("/api/v1/repos/{repo}", get(api::get_repo))
         .route("/api/v1/repos/{repo}/refresh", post(api::refresh_repo))
@@ -84,19 +85,3 @@ pub fn router(state: Arc<State>) -> Router {
 
 /// The largest request body taken (a log chunk is at most 256 KiB).
 const MAX_BODY: usize = 4 << 20;
-
-/// Parses a JSON body, or says what is wrong with it.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_slice(b"{}")
-            .map_err(|_| ApiError::bad_request("the request needs a JSON body"));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-/// Parses an id from a path segment.
-pub fn parse_id(text: &str) -> Result<u64, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a build id")))
-}

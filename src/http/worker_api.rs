@@ -4,12 +4,13 @@
 //! Every call names its worker in `x-constructicon-worker` and carries its
 //! token as a bearer token; the megatron keeps only the token's sha256.
 
-use super::api::bearer;
-use super::{parse_id, parse_json, ApiError};
-use crate::megatron::{secret_hash, State};
+use super::auth::authenticate_worker;
+use super::error::ApiError;
+use super::extract::{parse_id, parse_json};
+use crate::megatron::state::State;
 use crate::protocol::{
     BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, RevisionsReport, StepFinish,
-    StepStart, WORKER_HEADER,
+    StepStart,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
@@ -23,35 +24,10 @@ use tokio::time::Instant;
 
 type AppState = Extract<Arc<State>>;
 
-/// The worker a request comes from, once its token checks out.
-pub(super) async fn authenticate(
-    state: &Arc<State>,
-    headers: &HeaderMap,
-) -> Result<String, ApiError> {
-    let worker = headers
-        .get(WORKER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|w| !w.is_empty())
-        .ok_or_else(|| ApiError::unauthorized(format!("missing the {WORKER_HEADER} header")))?
-        .to_string();
-    let token =
-        bearer(headers).ok_or_else(|| ApiError::unauthorized("missing the bearer token"))?;
-    let presented = secret_hash(token);
-    let name = worker.clone();
-    let stored = state.blocking(move |s| s.store.token_hash(&name)).await;
-    match stored {
-        Ok(Some(hash)) if hash == presented => Ok(worker),
-        Ok(_) => Err(ApiError::unauthorized(format!(
-            "wrong token for worker {worker}"
-        ))),
-        Err(e) => Err(crate::megatron::Error::from(e).into()),
-    }
-}
-
 /// Holds the request until a build this worker may run is queued, or the
 /// wait runs out (204).
 pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
+    let worker = authenticate_worker(&state, &headers).await?;
     let request: ClaimRequest = parse_json(&body)?;
     let wait = Duration::from_millis(request.wait_ms).min(state.timing.claim_wait);
     let deadline = Instant::now() + wait;
@@ -80,7 +56,7 @@ pub async fn heartbeat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
+    let worker = authenticate_worker(&state, &headers).await?;
     let id = parse_id(&id)?;
     let request: HeartbeatRequest = parse_json(&body)?;
     let deadline = Instant::now() + state.timing.heartbeat;
@@ -119,7 +95,7 @@ where
     B: serde::de::DeserializeOwned + Send + 'static,
     F: FnOnce(&State, u64, String, B) -> crate::megatron::Result<()> + Send + 'static,
 {
-    let worker = authenticate(state, headers).await?;
+    let worker = authenticate_worker(state, headers).await?;
     let id = parse_id(id)?;
     let request: B = parse_json(body)?;
     state
@@ -172,7 +148,7 @@ pub async fn step_log(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
+    let worker = authenticate_worker(&state, &headers).await?;
     let id = parse_id(&id)?;
     if body.len() > 1 << 20 {
         return Err(ApiError::bad_request("a log chunk may hold at most 1 MiB"));
@@ -205,7 +181,7 @@ pub async fn build_finish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let worker = authenticate(&state, &headers).await?;
+    let worker = authenticate_worker(&state, &headers).await?;
     let id = parse_id(&id)?;
     let request: BuildFinish = parse_json(&body)?;
     let build = state

@@ -11,6 +11,7 @@
 //!   in queue order: a pending build that waits for a resource keeps later
 //!   builds from taking it, as long as a worker that could run it is around.
 
+use crate::store::BuildRecord;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -199,6 +200,25 @@ impl Dispatcher {
         held.sort();
         held
     }
+}
+
+impl Pending {
+    pub fn new(build: u64, workers: Vec<String>, resources: Vec<String>) -> Pending {
+        Pending {
+            build,
+            workers,
+            resources,
+        }
+    }
+}
+
+/// The dispatcher's view of a build.
+pub fn pending_of(build: &BuildRecord) -> Pending {
+    Pending::new(
+        build.id,
+        build.spec.workers.clone(),
+        build.spec.resources.clone(),
+    )
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@
 //! A config with errors leaves the last good graph serving and shows the
 //! errors on the repo; other repos are untouched.
 
-use super::{lock, read, write, Error, RepoState, Result, State};
+use super::error::{Error, Result};
+use super::state::{RepoState, State};
 use crate::config::{self, evaluate_repo, RepoInput, SourceLoader, CONSTRUCTICON_FILE};
 use crate::model::repo_name_from_url;
 use crate::store::{now_ms, GraphRecord, RepoError, RepoRecord};
+use crate::sync::{lock, read, write};
 use anyhow::Context as _;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path};
@@ -389,5 +391,38 @@ impl State {
         let state = RepoState { record, graph };
         repos.insert(state.record.name.clone(), state.clone());
         Ok(state)
+    }
+}
+
+impl State {
+    /// Reads cybertron again and re-evaluates every repo against it. A
+    /// cybertron with errors changes nothing and says why. Returns how many
+    /// repos were re-evaluated.
+    pub fn reload_cybertron(&self) -> Result<usize> {
+        let path = self.cybertron_path.clone().ok_or_else(|| {
+            Error::Conflict("this megatron's cybertron is built in: nothing to reload".into())
+        })?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", path.display())))?;
+        let evaluation = crate::config::evaluate_cybertron(
+            &path.display().to_string(),
+            bytes,
+            &crate::config::Limits::default(),
+        );
+        let Some(cybertron) = evaluation.value else {
+            let errors: Vec<String> = evaluation.errors.iter().map(ToString::to_string).collect();
+            return Err(Error::BadRequest(format!(
+                "the cybertron has errors; the old one stays: {}",
+                errors.join("; ")
+            )));
+        };
+        *write(&self.cybertron) = Arc::new(cybertron);
+        let names: Vec<String> = read(&self.repos).keys().cloned().collect();
+        for name in &names {
+            if let Err(e) = self.refresh_repo(name) {
+                tracing::error!(repo = %name, error = %e, "re-evaluating after a cybertron reload");
+            }
+        }
+        Ok(names.len())
     }
 }

@@ -16,11 +16,14 @@
 //! twice, and a restart does not rebuild heads already seen.
 
 use crate::config::spec::SchedulerSpec;
-use crate::megatron::builds::StartRequest;
+use crate::megatron::error::{Error, Result};
+use crate::megatron::queue::StartRequest;
 use crate::megatron::repos::{branch_heads, branch_of, mirror};
-use crate::megatron::{lock, read, Error, Result, State};
+use crate::megatron::state::State;
 use crate::model::repo_name_from_url;
 use crate::store::{now_ms, RepoError, RepoRecord};
+use crate::sync::{lock, read};
+use crate::token::secret_hash;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,7 +102,7 @@ impl State {
     pub fn dep_dir(&self, url: &str) -> PathBuf {
         let key = url_key(url);
         let name = repo_name_from_url(key).unwrap_or_else(|| "dep".to_string());
-        let hash = crate::megatron::secret_hash(key);
+        let hash = secret_hash(key);
         self.data_dir
             .join("deps")
             .join(format!("{name}-{}.git", &hash[..16]))

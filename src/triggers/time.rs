@@ -6,6 +6,9 @@
 //! burst, and says how many it skipped.
 
 use crate::config::spec::SchedulerSpec;
+use crate::megatron::queue::StartRequest;
+use crate::megatron::state::State;
+use crate::sync::read;
 use chrono::{DateTime, FixedOffset, Utc};
 use std::str::FromStr;
 
@@ -122,16 +125,15 @@ pub fn parse_zone(text: &str) -> Result<FixedOffset, String> {
         .ok_or_else(|| format!("time zone {text:?} is out of range"))
 }
 
-impl crate::megatron::State {
+impl State {
     /// One pass of the time schedulers at `now`: every repo's time
     /// schedulers whose due time passed since their last check start their
     /// builders, once however many due times passed. The first check of a
     /// scheduler only records the time. Returns the builds started.
-    pub fn time_pass(&self, now: DateTime<Utc>) -> crate::megatron::Result<usize> {
-        use crate::megatron::builds::StartRequest;
-        let zone = parse_zone(&crate::megatron::read(&self.cybertron).spec.time_zone)
+    pub fn time_pass(&self, now: DateTime<Utc>) -> crate::megatron::error::Result<usize> {
+        let zone = parse_zone(&read(&self.cybertron).spec.time_zone)
             .unwrap_or_else(|_| FixedOffset::east_opt(0).expect("zero offset"));
-        let graphs: Vec<_> = crate::megatron::read(&self.repos)
+        let graphs: Vec<_> = read(&self.repos)
             .values()
             .filter_map(|r| r.graph.clone())
             .collect();
@@ -193,7 +195,7 @@ impl crate::megatron::State {
 
 /// Runs the time schedulers forever, checking at the megatron's background
 /// interval against the real clock.
-pub async fn time_loop(state: std::sync::Arc<crate::megatron::State>) {
+pub async fn time_loop(state: std::sync::Arc<State>) {
     let mut tick = tokio::time::interval(state.timing.lease_check);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -42,7 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "triggers",
         &[
-            "megatron", "store", "config", "protocol", "model", "forge", "sync",
+            "megatron", "store", "config", "protocol", "model", "forge", "sync", "token",
         ],
     ),
     // The JSON API and the worker protocol.
@@ -64,8 +64,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "web", "http", "triggers", "megatron", "store", "config", "protocol", "model",
-            "sync", "process",
+            "web", "http", "triggers", "megatron", "store", "config", "protocol", "model", "sync",
+            "process",
         ],
     ),
     // The worker: could be its own crate.
@@ -113,7 +113,9 @@ fn blank_non_code(text: &str) -> String {
                 i = end;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
+                let end = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
                 blank(&mut out, i, end);
                 i = end;
             }
@@ -144,7 +146,9 @@ fn blank_non_code(text: &str) -> String {
             b'\'' => {
                 // A char literal ('x', '\n', '\u{..}') or a lifetime ('a).
                 if bytes.get(i + 1) == Some(&b'\\') {
-                    let end = text[i + 2..].find('\'').map_or(bytes.len(), |n| i + 2 + n + 1);
+                    let end = text[i + 2..]
+                        .find('\'')
+                        .map_or(bytes.len(), |n| i + 2 + n + 1);
                     blank(&mut out, i + 1, end - 1);
                     i = end;
                 } else if bytes.get(i + 2) == Some(&b'\'') {
@@ -200,7 +204,9 @@ fn inline_modules(code: &str) -> Vec<(String, usize, usize)> {
         while j < bytes.len() && bytes[j] == b' ' {
             j += 1;
         }
-        let Some(name) = ident_at(code, j) else { continue };
+        let Some(name) = ident_at(code, j) else {
+            continue;
+        };
         j += name.len();
         while j < bytes.len() && bytes[j].is_ascii_whitespace() {
             j += 1;
@@ -352,7 +358,10 @@ fn named_paths(code: &str, children: &BTreeSet<String>) -> Vec<(Vec<String>, Vec
             .filter(|(_, start, end)| *start < at && at < *end)
             .collect();
         around.sort_by_key(|(_, start, _)| *start);
-        around.into_iter().map(|(name, _, _)| name.clone()).collect()
+        around
+            .into_iter()
+            .map(|(name, _, _)| name.clone())
+            .collect()
     };
     let bytes = code.as_bytes();
     let mut found = Vec::new();
@@ -364,7 +373,9 @@ fn named_paths(code: &str, children: &BTreeSet<String>) -> Vec<(Vec<String>, Vec
         if at > 0 && is_ident_byte(bytes[at - 1]) {
             continue;
         }
-        let Some(end) = code[at..].find(';').map(|n| at + n) else { break };
+        let Some(end) = code[at..].find(';').map(|n| at + n) else {
+            break;
+        };
         let mut paths = Vec::new();
         use_paths(&[], &code[at + 4..end], &mut paths);
         for path in paths {
@@ -447,7 +458,11 @@ fn resolve(
 fn top(module: &[String], path: &Path) -> String {
     match module.first() {
         Some(first) => first.clone(),
-        None => path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string(),
+        None => path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_string(),
     }
 }
 
@@ -558,7 +573,10 @@ fn layering_problems(root: &Path) -> Vec<String> {
             .iter()
             .map(|i| files[*i].path.display().to_string())
             .collect();
-        problems.push(format!("files import each other in a circle: {}", names.join(" -> ")));
+        problems.push(format!(
+            "files import each other in a circle: {}",
+            names.join(" -> ")
+        ));
     }
 
     let names: Vec<&str> = LAYERS.iter().map(|(name, _)| *name).collect();
@@ -575,7 +593,10 @@ fn layering_problems(root: &Path) -> Vec<String> {
     }
     if let Some(circle) = find_circle(&table_edges, names.len()) {
         let circle: Vec<&str> = circle.iter().map(|i| names[*i]).collect();
-        problems.push(format!("the layer table has a circle: {}", circle.join(" -> ")));
+        problems.push(format!(
+            "the layer table has a circle: {}",
+            circle.join(" -> ")
+        ));
     }
     problems
 }
@@ -601,8 +622,11 @@ fn the_check_catches_an_upward_import_and_a_circle() {
     let dir = tempfile::tempdir().expect("temp dir");
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join("megatron")).expect("mkdir");
-    std::fs::write(src.join("lib.rs"), "pub mod megatron;\npub mod http;\npub mod model;\n")
-        .expect("write");
+    std::fs::write(
+        src.join("lib.rs"),
+        "pub mod megatron;\npub mod http;\npub mod model;\n",
+    )
+    .expect("write");
     std::fs::write(src.join("main.rs"), "fn main() {}\n").expect("write");
     std::fs::write(src.join("model.rs"), "pub struct Name;\n").expect("write");
     std::fs::write(
@@ -631,13 +655,18 @@ fn the_check_catches_an_upward_import_and_a_circle() {
     .expect("write");
     let problems = layering_problems(dir.path());
     assert!(
-        problems.iter().any(|p| p.contains("megatron/builds.rs: uses `crate::http::serve` from `http`")),
+        problems
+            .iter()
+            .any(|p| p.contains("megatron/builds.rs: uses `crate::http::serve` from `http`")),
         "{problems:?}"
     );
 
     // Two files of one module using each other.
-    std::fs::write(src.join("megatron/builds.rs"), "use super::state::State;\npub fn go() {}\n")
-        .expect("write");
+    std::fs::write(
+        src.join("megatron/builds.rs"),
+        "use super::state::State;\npub fn go() {}\n",
+    )
+    .expect("write");
     std::fs::write(
         src.join("megatron/state.rs"),
         "use super::{builds::go, super::model::Name};\npub struct State;\n",
@@ -645,9 +674,11 @@ fn the_check_catches_an_upward_import_and_a_circle() {
     .expect("write");
     let problems = layering_problems(dir.path());
     assert!(
-        problems.iter().any(|p| p.starts_with("files import each other in a circle")
-            && p.contains("state.rs")
-            && p.contains("builds.rs")),
+        problems
+            .iter()
+            .any(|p| p.starts_with("files import each other in a circle")
+                && p.contains("state.rs")
+                && p.contains("builds.rs")),
         "{problems:?}"
     );
 }

@@ -160,7 +160,7 @@ fn collapse_keeps_only_the_newest_pending_build_per_branch() {
         state
             .force(
                 builder,
-                constructicon::megatron::builds::ForceRequest::default(),
+                constructicon::megatron::queue::ForceRequest::default(),
             )
             .expect("force")
             .id

@@ -4,9 +4,12 @@
 //! It prints where to look and stays up until ctrl-c.
 
 use crate::cli::DemoArgs;
-use crate::commands::{init_tracing, shutdown_signal};
 use crate::config::{diagnostic, evaluate_cybertron, Limits};
-use crate::megatron::{self, builds::ForceRequest, secret_hash, Options, State, Timing};
+use crate::megatron::queue::ForceRequest;
+use crate::megatron::state::{Options, State, Timing, DEFAULT_MAX_ARTIFACT_BYTES};
+use crate::process::{init_tracing, shutdown_signal};
+use crate::server::serve_state;
+use crate::token::{random_secret, secret_hash};
 use anyhow::{bail, Context as _};
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const CYBERTRON: &str = include_str!("../examples/demo/cybertron.rhai");
-const HELLO: &str = include_str!("../examples/demo/hello/constructicon.rhai");
+const CYBERTRON: &str = include_str!("../../examples/demo/cybertron.rhai");
+const HELLO: &str = include_str!("../../examples/demo/hello/constructicon.rhai");
 /// The demo's worker, as the example cybertron declares it.
 const WORKER: &str = "local";
 /// The build forced at start.
@@ -96,14 +99,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             data_dir: data.join("megatron"),
             cybertron,
             timing: Timing::default(),
-            max_artifact_bytes: megatron::DEFAULT_MAX_ARTIFACT_BYTES,
+            max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
             cybertron_path: None,
         };
         let state = tokio::task::spawn_blocking(move || State::open(options)).await??;
-        let token = megatron::random_secret()?;
+        let token = random_secret()?;
         let hash = secret_hash(&token);
         state.blocking(move |s| s.store.put_token_hash(WORKER, &hash)).await?;
-        let server = tokio::spawn(megatron::serve_state(listener, state.clone(), shutdown_signal()));
+        let server = tokio::spawn(serve_state(listener, state.clone(), shutdown_signal()));
 
         let url = repo_dir.display().to_string();
         let repo = state.blocking(move |s| s.add_repo(&url, None)).await?;

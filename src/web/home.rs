@@ -1,7 +1,8 @@
-//! A plain page at `/`: repos (with their config errors), builders and
+//! The home page at `/`: repos (with their config errors), builders and
 //! their latest builds. Everything on it comes from the JSON API too.
 
-use crate::megatron::{read, State};
+use crate::megatron::state::State;
+use crate::sync::read;
 use axum::extract::State as Extract;
 use axum::response::Html;
 use std::fmt::Write as _;

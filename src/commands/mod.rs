@@ -1,0 +1,27 @@
+//! What each command of the command line does. `main` hands the parsed
+//! command to [`run`]; each file below is one command (or a family).
+
+pub mod demo;
+pub mod eval;
+pub mod force;
+pub mod get;
+pub mod megatron;
+pub mod repo;
+pub mod token;
+pub mod worker;
+
+use crate::cli::Command;
+use std::process::ExitCode;
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Eval(args) => Ok(eval::run(&args)),
+        Command::Megatron(args) => megatron::run(args),
+        Command::Worker(args) => worker::run(args),
+        Command::Repo(command) => repo::run(command),
+        Command::Force(args) => force::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Get(args) => get::run(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}

@@ -1,0 +1,133 @@
+//! Leases: a running build belongs to its worker while heartbeats come. A
+//! build whose worker went silent is requeued once, then ends as
+//! `exception`. One pass ([`State::expire_leases`]) plus a loop
+//! ([`lease_loop`]), so tests call the pass.
+
+use super::dispatch::pending_of;
+use super::error::{Error, Result};
+use super::state::State;
+use crate::protocol::BuildResult;
+use crate::store::{self, now_ms, BuildRecord, BuildState, StepRecord};
+use crate::sync::lock;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl State {
+    /// Checks a worker's lease on a build and extends it.
+    pub fn check_lease(&self, build: u64, worker: &str, lease: &str) -> Result<()> {
+        let mut dispatcher = lock(&self.dispatcher);
+        dispatcher.saw(worker, Instant::now());
+        match dispatcher.running(build) {
+            Some(running) if running.worker == worker && running.lease == lease => {
+                dispatcher.extend(build, lease, Instant::now() + self.timing.lease);
+                Ok(())
+            }
+            Some(running) if running.worker != worker => Err(Error::LeaseLost(format!(
+                "build {build} is not yours: {} runs it",
+                running.worker
+            ))),
+            _ => Err(Error::LeaseLost(format!(
+                "your lease on build {build} is gone (it was requeued, cancelled or finished)"
+            ))),
+        }
+    }
+
+    /// Whether a build was asked to stop.
+    pub fn cancel_requested(&self, build: u64) -> Result<bool> {
+        Ok(self.store.build(build)?.cancel_requested)
+    }
+
+    /// One pass over the leases: a build whose worker went silent is requeued
+    /// once, then ends as `exception`. Returns how many expired.
+    pub fn expire_leases(&self, now: Instant) -> Result<usize> {
+        let expired = lock(&self.dispatcher).expire(now);
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        for (id, running) in &expired {
+            let _write = lock(&self.build_write);
+            let mut build = match self.store.build(*id) {
+                Ok(build) => build,
+                Err(store::Error::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if build.state != BuildState::Running {
+                continue;
+            }
+            let lost = format!(
+                "worker {} stopped reporting (no heartbeat for {} ms)",
+                running.worker,
+                self.timing.lease.as_millis()
+            );
+            if build.attempts < 2 && !build.cancel_requested {
+                tracing::warn!(build = id, worker = %running.worker, "lease expired; requeueing");
+                self.reset_for_rerun(&mut build)?;
+                build.result_reason = Some(format!("{lost}; requeued"));
+                self.store.requeue_build(&mut build)?;
+                if let Some(sequence) = build.queue_sequence {
+                    lock(&self.dispatcher).enqueue(sequence, pending_of(&build));
+                }
+            } else {
+                tracing::warn!(build = id, worker = %running.worker, "lease expired again; exception");
+                build.state = BuildState::Finished;
+                build.result = Some(if build.cancel_requested {
+                    BuildResult::Cancelled
+                } else {
+                    BuildResult::Exception
+                });
+                build.result_reason = Some(if build.attempts >= 2 {
+                    format!("{lost}, after it had already been requeued once")
+                } else {
+                    lost
+                });
+                build.finished = Some(now_ms());
+                build.lease = None;
+                self.store.put_build(&build)?;
+                self.apply_horizon(&build.builder)?;
+            }
+        }
+        self.store.flush()?;
+        Ok(expired.len())
+    }
+
+    /// Forgets a build's run so far (worker, steps, logs): it runs again
+    /// from the start.
+    pub(crate) fn reset_for_rerun(&self, build: &mut BuildRecord) -> Result<()> {
+        build.worker = None;
+        build.lease = None;
+        build.started = None;
+        for step in &mut build.steps {
+            *step = StepRecord::pending(&step.name, &step.command);
+        }
+        self.store.delete_logs(build.id)?;
+        // Uploads of the lost attempt go too: the next one starts clean.
+        match std::fs::remove_dir_all(self.artifact_dir(build.id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(build = build.id, error = %e, "removing the artifacts of a lost attempt")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks leases forever: builds whose worker went silent are requeued once,
+/// then marked `exception`.
+pub async fn lease_loop(state: Arc<State>) {
+    let mut tick = tokio::time::interval(state.timing.lease_check);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let result = state.blocking(|s| s.expire_leases(Instant::now())).await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(builds = n, "leases expired");
+                state.queue_changed.notify_waiters();
+                state.build_changed.notify_waiters();
+            }
+            Err(e) => tracing::error!(error = %e, "checking leases"),
+        }
+    }
+}

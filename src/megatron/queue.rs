@@ -1,0 +1,247 @@
+//! Builds into and out of the queue: a person's force, any trigger's start,
+//! collapse of older pending builds, and cancel.
+//!
+//! Every change a user would miss after a crash is written to the store and
+//! flushed before it is acknowledged; the dispatcher is changed only after
+//! the store agreed.
+
+use super::dispatch::pending_of;
+use super::error::{Error, Result};
+use super::state::State;
+use crate::config::spec::SchedulerSpec;
+use crate::protocol::{step_layout, BuildResult, StepKind, CHECKOUT_STEP, GET_STEP, UPLOAD_STEP};
+use crate::store::{now_ms, BuildRecord, BuildState, Provenance, StepRecord};
+use crate::sync::{lock, read};
+use std::collections::BTreeMap;
+
+/// What a force asks for.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForceRequest {
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Repo URL (or repo name) → branch, tag or commit to build instead of
+    /// the branch head.
+    #[serde(default)]
+    pub revisions: BTreeMap<String, String>,
+    /// Who forced it, for the build's reason.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// What starts a build, whoever asks (a person, a time, a commit).
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub builder: String,
+    /// Every parameter, defaults filled in.
+    pub parameters: BTreeMap<String, String>,
+    /// The repo's revision to build; the commit of the current graph when `None`.
+    pub revision: Option<String>,
+    /// The branch it is on, when known (collapse keys on it).
+    pub branch: Option<String>,
+    /// Dep pins: URL or name → revision.
+    pub pins: BTreeMap<String, String>,
+    /// Shown with the pending build: "forced by ana", "time scheduler nightly"...
+    pub reason: String,
+}
+
+/// A build's step records, laid out as `protocol::step_layout` says.
+pub fn step_records(spec: &crate::config::Builder, revision: &str) -> Vec<StepRecord> {
+    step_layout(
+        !spec.get.is_empty(),
+        spec.steps.len(),
+        !spec.upload.is_empty(),
+    )
+    .into_iter()
+    .map(|kind| match kind {
+        StepKind::Checkout => {
+            StepRecord::pending(CHECKOUT_STEP, &format!("check out {revision} and the deps"))
+        }
+        StepKind::Get => StepRecord::pending(GET_STEP, "download the results of other builds"),
+        StepKind::Configured(i) => StepRecord::pending(&spec.steps[i].name, &spec.steps[i].command),
+        StepKind::Upload => StepRecord::pending(UPLOAD_STEP, "upload the results"),
+    })
+    .collect()
+}
+
+impl State {
+    /// Creates a forced build, durable before it returns.
+    pub fn force(&self, builder: &str, request: ForceRequest) -> Result<BuildRecord> {
+        let (repo_name, graph) = self
+            .builder_owner(builder)
+            .ok_or_else(|| Error::NotFound(format!("builder {builder} not found")))?;
+        let spec = graph.graph.builders[builder].clone();
+        let mut declared: BTreeMap<String, String> = BTreeMap::new();
+        let mut forceable = false;
+        for scheduler in &spec.schedulers {
+            if let Some(s) = graph.graph.schedulers.get(scheduler) {
+                if let SchedulerSpec::Force { parameters } = &s.spec {
+                    forceable = true;
+                    for (name, default) in parameters {
+                        declared
+                            .entry(name.clone())
+                            .or_insert_with(|| default.clone());
+                    }
+                }
+            }
+        }
+        if !forceable {
+            return Err(Error::BadRequest(format!(
+                "builder {builder} cannot be forced: none of its schedulers is a force scheduler"
+            )));
+        }
+        for name in request.parameters.keys() {
+            if !declared.contains_key(name) {
+                let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+                return Err(Error::BadRequest(format!(
+                    "unknown parameter \"{name}\" for builder {builder} (declared: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        let mut parameters = declared;
+        parameters.extend(request.parameters);
+
+        let repo_url = read(&self.repos)
+            .get(&repo_name)
+            .map(|r| r.record.url.clone())
+            .ok_or_else(|| Error::NotFound(format!("repo {repo_name} not found")))?;
+        let mut revision = None;
+        for (key, value) in &request.revisions {
+            if value.trim().is_empty() {
+                return Err(Error::BadRequest(format!("revision for {key} is empty")));
+            }
+            if *key == repo_url || *key == repo_name {
+                revision = Some(value.clone());
+            } else if !spec.deps.iter().any(|d| d.url == *key || d.name == *key) {
+                return Err(Error::BadRequest(format!(
+                    "revision given for {key}, which is neither the repo ({repo_url}) nor one of the builder's deps"
+                )));
+            }
+        }
+        self.start_build(StartRequest {
+            builder: builder.to_string(),
+            parameters,
+            revision,
+            branch: None,
+            pins: request.revisions,
+            reason: match request.by {
+                Some(by) => format!("forced by {by}"),
+                None => "forced".to_string(),
+            },
+        })
+    }
+
+    /// Queues a build of a builder as its repo's current graph has it; durable
+    /// before it returns. A builder with `collapse` keeps only the newest
+    /// pending build per branch: older pending ones end as cancelled.
+    pub fn start_build(&self, request: StartRequest) -> Result<BuildRecord> {
+        let (repo_name, graph) = self
+            .builder_owner(&request.builder)
+            .ok_or_else(|| Error::NotFound(format!("builder {} not found", request.builder)))?;
+        let spec = graph.graph.builders[&request.builder].clone();
+        let repo = read(&self.repos)
+            .get(&repo_name)
+            .map(|r| r.record.clone())
+            .ok_or_else(|| Error::NotFound(format!("repo {repo_name} not found")))?;
+        let revision = request.revision.unwrap_or_else(|| graph.commit.clone());
+        let branch = request.branch.or_else(|| repo.branch.clone());
+        let steps = step_records(&spec, &revision);
+        let collapse = spec.collapse;
+        let record = BuildRecord {
+            id: 0,
+            number: 0,
+            builder: request.builder.clone(),
+            repo: repo_name,
+            repo_url: repo.url.clone(),
+            revision,
+            branch: branch.clone(),
+            parameters: request.parameters,
+            reason: request.reason,
+            state: BuildState::Queued,
+            result: None,
+            result_reason: None,
+            worker: None,
+            attempts: 0,
+            lease: None,
+            cancel_requested: false,
+            queue_sequence: None,
+            created: now_ms(),
+            started: None,
+            finished: None,
+            steps,
+            provenance: Provenance {
+                config_commit: graph.commit.clone(),
+                config_hash: graph.config_hash.clone(),
+                cybertron_hash: graph.cybertron_hash.clone(),
+                graph_version: graph.version,
+                system_version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            spec,
+            pins: request.pins,
+            revisions: BTreeMap::new(),
+            got: BTreeMap::new(),
+        };
+        let build = self.store.create_build(record)?;
+        if collapse {
+            self.collapse_older(&build)?;
+        }
+        self.store.flush()?;
+        if let Some(sequence) = build.queue_sequence {
+            lock(&self.dispatcher).enqueue(sequence, pending_of(&build));
+        }
+        Ok(build)
+    }
+
+    /// Ends the pending builds of the same builder and branch older than
+    /// `newer`, as cancelled, naming the build that replaced them.
+    fn collapse_older(&self, newer: &BuildRecord) -> Result<()> {
+        let _write = lock(&self.build_write);
+        for mut older in self.store.queued_builds()? {
+            if older.id == newer.id
+                || older.builder != newer.builder
+                || older.branch != newer.branch
+            {
+                continue;
+            }
+            lock(&self.dispatcher).dequeue(older.id);
+            older.state = BuildState::Finished;
+            older.result = Some(BuildResult::Cancelled);
+            older.result_reason = Some(format!("collapsed into the newer build {}", newer.id));
+            older.finished = Some(now_ms());
+            self.store.put_build(&older)?;
+        }
+        Ok(())
+    }
+
+    /// Cancels a build: a queued one ends at once, a running one is told to
+    /// stop through its worker's heartbeat.
+    pub fn cancel(&self, id: u64) -> Result<BuildRecord> {
+        let build = {
+            let _write = lock(&self.build_write);
+            let mut build = self.store.build(id)?;
+            match build.state {
+                BuildState::Finished => {
+                    return Err(Error::Conflict(format!("build {id} has already finished")));
+                }
+                BuildState::Queued => {
+                    lock(&self.dispatcher).dequeue(id);
+                    build.state = BuildState::Finished;
+                    build.result = Some(BuildResult::Cancelled);
+                    build.result_reason = Some("cancelled before it started".into());
+                    build.finished = Some(now_ms());
+                }
+                BuildState::Running => build.cancel_requested = true,
+            }
+            self.store.put_build(&build)?;
+            build
+        };
+        self.store.flush()?;
+        self.build_changed.notify_waiters();
+        Ok(build)
+    }
+}

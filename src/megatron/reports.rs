@@ -1,0 +1,154 @@
+//! What a worker reports about the build it runs: resolved revisions, step
+//! starts, log output, step ends, the build's end, and a claim given back.
+//! Each is checked against the worker's lease first, so a build taken away
+//! from a worker cannot be changed by it.
+
+use super::dispatch::pending_of;
+use super::error::{Error, Result};
+use super::state::State;
+use crate::protocol::{BuildResult, StepFinish};
+use crate::store::{now_ms, BuildRecord, BuildState, StepRecord};
+use crate::sync::lock;
+use std::collections::BTreeMap;
+
+impl State {
+    /// Records the commits a build's checkout resolved.
+    pub fn record_revisions(
+        &self,
+        id: u64,
+        worker: &str,
+        lease: &str,
+        revisions: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.update_running(id, worker, lease, |build| {
+            build.revisions = revisions;
+            Ok(())
+        })?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// A read-modify-write of a running build under the worker's lease.
+    fn update_running<T>(
+        &self,
+        id: u64,
+        worker: &str,
+        lease: &str,
+        change: impl FnOnce(&mut BuildRecord) -> Result<T>,
+    ) -> Result<T> {
+        self.check_lease(id, worker, lease)?;
+        let _write = lock(&self.build_write);
+        let mut build = self.store.build(id)?;
+        if build.state != BuildState::Running || build.lease.as_deref() != Some(lease) {
+            return Err(Error::LeaseLost(format!(
+                "your lease on build {id} is gone"
+            )));
+        }
+        let value = change(&mut build)?;
+        self.store.put_build(&build)?;
+        Ok(value)
+    }
+
+    fn step_of(build: &mut BuildRecord, step: u32) -> Result<&mut StepRecord> {
+        let id = build.id;
+        build
+            .steps
+            .get_mut(step as usize)
+            .ok_or_else(|| Error::NotFound(format!("build {id} has no step {step}")))
+    }
+
+    pub fn step_started(&self, id: u64, step: u32, worker: &str, lease: &str) -> Result<()> {
+        self.update_running(id, worker, lease, |build| {
+            Self::step_of(build, step)?.started = Some(now_ms());
+            Ok(())
+        })
+    }
+
+    pub fn append_log(
+        &self,
+        id: u64,
+        step: u32,
+        worker: &str,
+        lease: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        self.update_running(id, worker, lease, |build| {
+            let record = Self::step_of(build, step)?;
+            self.store.append_log(id, step, record.log_chunks, bytes)?;
+            record.log_chunks += 1;
+            record.log_bytes += bytes.len() as u64;
+            Ok(())
+        })?;
+        self.build_changed.notify_waiters();
+        Ok(())
+    }
+
+    pub fn step_finished(
+        &self,
+        id: u64,
+        step: u32,
+        worker: &str,
+        report: &StepFinish,
+    ) -> Result<()> {
+        self.update_running(id, worker, &report.lease, |build| {
+            let record = Self::step_of(build, step)?;
+            record.result = Some(report.result);
+            record.exit_code = report.exit_code;
+            record.reason = report.reason.clone();
+            record.finished = Some(now_ms());
+            if record.started.is_none() {
+                record.started = record.finished;
+            }
+            Ok(())
+        })?;
+        self.store.flush()?;
+        self.build_changed.notify_waiters();
+        Ok(())
+    }
+
+    /// The worker's report of the build's end; durable before it returns.
+    pub fn build_finished(
+        &self,
+        id: u64,
+        worker: &str,
+        lease: &str,
+        result: BuildResult,
+        reason: Option<String>,
+    ) -> Result<BuildRecord> {
+        let build = self.update_running(id, worker, lease, |build| {
+            build.state = BuildState::Finished;
+            build.result = Some(result);
+            build.result_reason = reason;
+            build.finished = Some(now_ms());
+            build.lease = None;
+            Ok(build.clone())
+        })?;
+        lock(&self.dispatcher).release(id);
+        self.apply_horizon(&build.builder)?;
+        self.store.flush()?;
+        self.queue_changed.notify_waiters();
+        self.build_changed.notify_waiters();
+        Ok(build)
+    }
+
+    /// A worker that claimed a build but will not run it (it is shutting
+    /// down) gives it back; this does not count as an attempt.
+    pub fn release_claim(&self, id: u64, worker: &str, lease: &str) -> Result<()> {
+        self.check_lease(id, worker, lease)?;
+        {
+            let _write = lock(&self.build_write);
+            let mut build = self.store.build(id)?;
+            build.attempts = build.attempts.saturating_sub(1);
+            self.reset_for_rerun(&mut build)?;
+            self.store.requeue_build(&mut build)?;
+            let mut dispatcher = lock(&self.dispatcher);
+            dispatcher.release(id);
+            if let Some(sequence) = build.queue_sequence {
+                dispatcher.enqueue(sequence, pending_of(&build));
+            }
+        }
+        self.store.flush()?;
+        self.queue_changed.notify_waiters();
+        Ok(())
+    }
+}
