@@ -13,6 +13,7 @@ pub mod graph;
 pub mod reader;
 pub mod sandbox;
 pub mod spec;
+pub mod zone;
 
 pub use diagnostic::Diagnostic;
 pub use graph::{Builder, GetSpec, Graph, Scheduler, Step};

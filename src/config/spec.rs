@@ -251,7 +251,7 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(zone) = top.get("time_zone") {
         if let Some(zone) = reader.string(zone, "time_zone") {
-            if let Err(why) = crate::triggers::time::parse_zone(&zone) {
+            if let Err(why) = super::zone::parse_zone(&zone) {
                 reader.problem("time_zone", why);
             }
             spec.time_zone = zone;
