@@ -10,6 +10,10 @@
 pub mod choose;
 pub mod diagnostic;
 pub mod graph;
+pub mod read_builder;
+mod read_checks;
+pub mod read_scheduler;
+pub mod read_spec;
 pub mod reader;
 pub mod sandbox;
 pub mod spec;
@@ -220,7 +224,7 @@ fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluatio
         Err(errors) => return finish(None, errors),
     };
     let mut reader = Reader::default();
-    let spec = spec::read_cybertron(&mut reader, &json);
+    let spec = read_spec::read_cybertron(&mut reader, &json);
     graph::check_cybertron(&sandbox, &spec, &mut reader.problems);
     if !reader.problems.is_empty() {
         return finish(None, keyed(file, &source, reader.problems));
@@ -300,7 +304,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         Err(errors) => return Evaluation::failed(errors, sandbox.output(), sources()),
     };
     let mut reader = Reader::default();
-    let spec = spec::read_constructicon(&mut reader, &json, &input.name);
+    let spec = read_spec::read_constructicon(&mut reader, &json, &input.name);
     let mut problems: Vec<(Origin, Problem)> = reader
         .problems
         .into_iter()
@@ -364,7 +368,7 @@ pub fn builder_deps(
                 .join("; ")
         })?;
         let mut reader = Reader::default();
-        let spec = spec::read_constructicon(&mut reader, &json, &input.name);
+        let spec = read_spec::read_constructicon(&mut reader, &json, &input.name);
         let short = builder
             .strip_prefix(&format!("{}-", input.name))
             .filter(|short| spec.builders.contains_key(*short))
