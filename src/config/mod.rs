@@ -10,18 +10,22 @@
 pub mod choose;
 pub mod diagnostic;
 pub mod graph;
+pub mod limits;
 pub mod read_builder;
 mod read_checks;
 pub mod read_scheduler;
 pub mod read_spec;
 pub mod reader;
+pub mod resolver;
 pub mod sandbox;
+pub mod script_error;
 pub mod spec;
 pub mod zone;
 
 pub use diagnostic::Diagnostic;
 pub use graph::{Builder, GetSpec, Graph, Scheduler, Step};
-pub use sandbox::{FsLoader, Limits, SourceLoader};
+pub use limits::Limits;
+pub use resolver::{FsLoader, SourceLoader};
 pub use spec::CybertronSpec;
 
 use graph::Origin;
