@@ -2,10 +2,14 @@
 //! the megatron (start, streamed log, finish), and the worker's own steps
 //! (checkout, get, upload) turned into step outcomes.
 
-use super::client::{CallError, Client, LogStream};
+use super::client::{url_encode, CallError, Client, LogStream};
+use super::config::WorkerConfig;
+use super::control::{Abort, JobControl};
+use super::deps;
 use super::exec::{self, StepOutcome, StepSpec, Warnings};
+use super::get;
+use super::upload;
 use super::workspace::{StepError, Workspace};
-use super::{deps, get, upload, url_encode, Abort, JobControl, WorkerConfig};
 use crate::protocol::{
     BuildResult, Job, RevisionsReport, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
     UPLOAD_STEP,
