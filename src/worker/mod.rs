@@ -19,18 +19,21 @@
 //! - [`workspace`]: folders and bringing one git checkout to a revision.
 //! - [`deps`]: the checkout step: the repo, its deps, the sweep.
 //! - [`get`], [`upload`] and [`transfer`]: artifacts in and out.
-//! - [`exec`]: one step's process, its output and its limits.
+//! - [`exec`]: one step's process, its output and its limits;
+//!   [`command`]: parameters into its command; [`output`]: its warning lines.
 //! - `runner`: one job's steps in order, each reported and logged.
 //! - `config` ([`WorkerConfig`]) and `control`: what the worker is told at
 //!   start, and the flags one job's threads share; apart from this file so
 //!   that `runner` imports them without importing this file back.
 
 pub mod client;
+pub mod command;
 mod config;
 mod control;
 pub mod deps;
 pub mod exec;
 pub mod get;
+pub mod output;
 mod runner;
 pub mod transfer;
 pub mod upload;

@@ -3,11 +3,13 @@
 //! (checkout, get, upload) turned into step outcomes.
 
 use super::client::{url_encode, CallError, Client, LogStream};
+use super::command::substitute;
 use super::config::WorkerConfig;
 use super::control::{Abort, JobControl};
 use super::deps;
-use super::exec::{self, StepOutcome, StepSpec, Warnings};
+use super::exec::{self, StepOutcome, StepSpec};
 use super::get;
+use super::output::Warnings;
 use super::upload;
 use super::workspace::{StepError, Workspace};
 use crate::protocol::{
@@ -278,7 +280,7 @@ impl JobRunner<'_> {
             }
         };
         let spec = StepSpec {
-            command: exec::substitute(&step.command, &self.job.parameters),
+            command: substitute(&step.command, &self.job.parameters),
             env: step_env(self.job),
             cwd: workspace.build_dir,
             // Zero means no limit: a zero limit would kill every step at once.
