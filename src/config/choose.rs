@@ -2,7 +2,8 @@
 //! value expressions (evaluated in the sandbox with `build` in scope) give
 //! the greatest values, compared in order like a tuple.
 
-use super::sandbox::{on_sandbox_thread, Limits, Sandbox};
+use super::limits::Limits;
+use super::sandbox::{on_sandbox_thread, Sandbox};
 use rhai::Dynamic;
 use std::cmp::Ordering;
 

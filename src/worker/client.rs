@@ -448,6 +448,20 @@ fn take_batch(queue: &mut LogQueue) -> Vec<u8> {
     batch
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a
+/// lease in a query string.
+pub(super) fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,15 +5,16 @@
 //! nothing of HTTP: [`run_step`] hands output chunks to a callback while the
 //! step runs and returns a [`StepOutcome`] at the end, so it is tested on its
 //! own. Output is bytes, never assumed to be UTF-8; it is split on newlines
-//! only to look for warning lines.
+//! only to look for warning lines (`output`). The command comes with its
+//! parameters already substituted (`command`).
 //!
 //! Every step runs in a process group of its own so that a kill reaches the
 //! whole tree the shell started (compilers, test runners, their children),
 //! and so that a background child left behind cannot keep the step alive.
 
+use super::output::{LineSplitter, Warnings};
 use crate::protocol::BuildResult;
 use anyhow::Context;
-use regex::bytes::Regex;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
@@ -40,10 +41,6 @@ const EOF_AFTER_EXIT: Duration = Duration::from_millis(200);
 /// SIGKILL. Only a process that left the group (setsid) can hold the pipe
 /// longer, and the step does not wait for it.
 const EOF_AFTER_KILL: Duration = Duration::from_millis(200);
-
-/// Longest piece of a single line kept for warning matching; the output itself
-/// is never cut, only what the regexes look at.
-const MAX_LINE: usize = 64 * 1024;
 
 /// Everything needed to run one step, already resolved: the command with its
 /// parameters substituted, compiled regexes, limits as durations.
@@ -84,78 +81,6 @@ impl StepOutcome {
             warning_lines: 0,
         }
     }
-}
-
-/// The step's warning patterns: a line is a warning when it matches one of
-/// `warnings` and none of `suppress`.
-#[derive(Debug, Clone, Default)]
-pub struct Warnings {
-    warnings: Vec<Regex>,
-    suppress: Vec<Regex>,
-}
-
-impl Warnings {
-    /// Compiles both lists; the error names the pattern that is invalid.
-    pub fn new(warnings: &[String], suppress: &[String]) -> anyhow::Result<Warnings> {
-        let compile = |list: &[String], what: &str| -> anyhow::Result<Vec<Regex>> {
-            list.iter()
-                .map(|pattern| {
-                    Regex::new(pattern).with_context(|| format!("invalid {what} regex `{pattern}`"))
-                })
-                .collect()
-        };
-        Ok(Warnings {
-            warnings: compile(warnings, "warnings")?,
-            suppress: compile(suppress, "suppress_warnings")?,
-        })
-    }
-
-    pub fn is_warning(&self, line: &[u8]) -> bool {
-        self.warnings.iter().any(|r| r.is_match(line))
-            && !self.suppress.iter().any(|r| r.is_match(line))
-    }
-}
-
-/// Replaces `{name}` in `command` by the parameter's value, single-quoted for
-/// the shell, so that a value is always one literal word: quotes, spaces,
-/// `$(...)` and backquotes in it never run. A `{word}` that is not a
-/// parameter stays as it is (shell brace expansion, `awk '{print}'`). The
-/// scan is one pass, so a value that itself contains `{name}` is not
-/// substituted again.
-pub fn substitute(command: &str, parameters: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(command.len());
-    let mut rest = command;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find(['}', '{']) {
-            Some(close) if after.as_bytes()[close] == b'}' => {
-                let name = &after[..close];
-                match parameters.get(name) {
-                    Some(value) => out.push_str(&shell_quote(value)),
-                    None => {
-                        out.push('{');
-                        out.push_str(name);
-                        out.push('}');
-                    }
-                }
-                rest = &after[close + 1..];
-            }
-            // No closing brace before the next opening one: this brace is
-            // plain text, and the next one gets its own chance.
-            _ => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `value` as one single-quoted shell word.
-pub fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 /// Runs the step to its end, calling `on_output` with each piece of output
@@ -436,45 +361,10 @@ fn human(duration: Duration) -> String {
     }
 }
 
-/// Splits a byte stream into lines for warning matching, carrying a partial
-/// line between chunks.
-#[derive(Default)]
-struct LineSplitter {
-    partial: Vec<u8>,
-}
-
-impl LineSplitter {
-    fn feed(&mut self, mut bytes: &[u8], mut on_line: impl FnMut(&[u8])) {
-        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
-            self.push(&bytes[..end]);
-            on_line(trim_cr(&self.partial));
-            self.partial.clear();
-            bytes = &bytes[end + 1..];
-        }
-        self.push(bytes);
-    }
-
-    fn finish(&mut self, mut on_line: impl FnMut(&[u8])) {
-        if !self.partial.is_empty() {
-            on_line(trim_cr(&self.partial));
-            self.partial.clear();
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        let room = MAX_LINE.saturating_sub(self.partial.len());
-        self.partial
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
-    }
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::command::substitute;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -494,22 +384,6 @@ mod tests {
         let mut output = Vec::new();
         let outcome = run_step(spec, &|| false, |bytes| output.extend_from_slice(bytes));
         (outcome, output)
-    }
-
-    #[test]
-    fn substitution_quotes_values_and_leaves_other_braces() {
-        let parameters = BTreeMap::from([
-            ("who".to_string(), "a'b".to_string()),
-            ("n".to_string(), "{who}".to_string()),
-        ]);
-        assert_eq!(
-            substitute("echo {who} {n} {other} {} {{who}", &parameters),
-            r"echo 'a'\''b' '{who}' {other} {} {'a'\''b'"
-        );
-        assert_eq!(
-            substitute("awk '{print $1}'", &parameters),
-            "awk '{print $1}'"
-        );
     }
 
     #[test]

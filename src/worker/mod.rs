@@ -19,64 +19,41 @@
 //! - [`workspace`]: folders and bringing one git checkout to a revision.
 //! - [`deps`]: the checkout step: the repo, its deps, the sweep.
 //! - [`get`], [`upload`] and [`transfer`]: artifacts in and out.
-//! - [`exec`]: one step's process, its output and its limits.
+//! - [`exec`]: one step's process, its output and its limits;
+//!   [`command`]: parameters into its command; [`output`]: its warning lines.
 //! - `runner`: one job's steps in order, each reported and logged.
+//! - `config` ([`WorkerConfig`]) and `control`: what the worker is told at
+//!   start, and the flags one job's threads share; apart from this file so
+//!   that `runner` imports them without importing this file back.
 
 pub mod client;
+pub mod command;
+mod config;
+mod control;
 pub mod deps;
 pub mod exec;
 pub mod get;
+pub mod output;
 mod runner;
 pub mod transfer;
 pub mod upload;
 pub mod workspace;
+
+pub use config::WorkerConfig;
 
 use crate::protocol::{
     BuildFinish, BuildResult, ClaimRequest, HeartbeatRequest, HeartbeatResponse, Job,
 };
 use anyhow::Context;
 use client::{AttemptError, Backoff, Body, CallError, Client};
+use control::{Abort, JobControl};
 use runner::JobRunner;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the worker looks at the shutdown flag while a claim is pending.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
-
-/// Everything a worker is told at start.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// The megatron's base URL, e.g. `http://127.0.0.1:9120`.
-    pub megatron: String,
-    pub name: String,
-    pub token: String,
-    /// Holds `constructicons/<repo>/...`; created if missing.
-    pub workdir: PathBuf,
-    /// How long the megatron may hold a claim open when it has no job.
-    pub claim_wait: Duration,
-    /// Between SIGTERM and SIGKILL when a step is killed.
-    pub kill_grace: Duration,
-    /// The longest wait between retries of a failed call.
-    pub max_backoff: Duration,
-}
-
-impl WorkerConfig {
-    /// A config with the default intervals: 30 s claims, 5 s kill grace,
-    /// 5 s maximum backoff.
-    pub fn new(megatron: &str, name: &str, token: &str, workdir: PathBuf) -> WorkerConfig {
-        WorkerConfig {
-            megatron: megatron.to_string(),
-            name: name.to_string(),
-            token: token.to_string(),
-            workdir,
-            claim_wait: Duration::from_secs(30),
-            kill_grace: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Claims and runs jobs until `shutdown` is set. Survives the megatron being
 /// away (claims retry forever); returns an error only for what no retry can
@@ -227,37 +204,6 @@ fn release(client: &Client, job: &Job) {
     }
 }
 
-/// The state one job's threads share.
-struct JobControl {
-    /// The megatron cancelled the build (heartbeat answered `cancel`).
-    cancel: AtomicBool,
-    /// A call answered 409: another worker may hold the build now.
-    lease_lost: AtomicBool,
-    /// The job is over; the heartbeat thread ends.
-    done: AtomicBool,
-    shutdown: Arc<AtomicBool>,
-}
-
-impl JobControl {
-    /// Whether the running step must be killed.
-    fn stop_step(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst) || self.give_up()
-    }
-
-    /// Whether retrying calls is pointless: nobody will read the answer.
-    fn give_up(&self) -> bool {
-        self.lease_lost.load(Ordering::SeqCst) || self.shutdown.load(Ordering::SeqCst)
-    }
-}
-
-/// Why a build stopped without its end being reported.
-enum Abort {
-    LeaseLost,
-    Shutdown,
-    /// The megatron refused a report: the build ends as an exception.
-    Refused(String),
-}
-
 fn run_job(client: &Client, config: &WorkerConfig, job: Job, shutdown: &Arc<AtomicBool>) {
     let _span = tracing::info_span!("build", id = job.build, builder = %job.builder).entered();
     tracing::info!("running {} at {}", job.repo, job.revision);
@@ -359,20 +305,6 @@ fn spawn_heartbeat(client: &Client, job: &Job, control: &Arc<JobControl>) {
         // the build still runs and reports what it can.
         tracing::warn!("starting the heartbeat thread: {error}");
     }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, for a
-/// lease in a query string.
-fn url_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -2,10 +2,16 @@
 //! the megatron (start, streamed log, finish), and the worker's own steps
 //! (checkout, get, upload) turned into step outcomes.
 
-use super::client::{CallError, Client, LogStream};
-use super::exec::{self, StepOutcome, StepSpec, Warnings};
+use super::client::{url_encode, CallError, Client, LogStream};
+use super::command::substitute;
+use super::config::WorkerConfig;
+use super::control::{Abort, JobControl};
+use super::deps;
+use super::exec::{self, StepOutcome, StepSpec};
+use super::get;
+use super::output::Warnings;
+use super::upload;
 use super::workspace::{StepError, Workspace};
-use super::{deps, get, upload, url_encode, Abort, JobControl, WorkerConfig};
 use crate::protocol::{
     BuildResult, Job, RevisionsReport, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
     UPLOAD_STEP,
@@ -274,7 +280,7 @@ impl JobRunner<'_> {
             }
         };
         let spec = StepSpec {
-            command: exec::substitute(&step.command, &self.job.parameters),
+            command: substitute(&step.command, &self.job.parameters),
             env: step_env(self.job),
             cwd: workspace.build_dir,
             // Zero means no limit: a zero limit would kill every step at once.

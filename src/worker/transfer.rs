@@ -4,7 +4,7 @@
 //! error restarts the file from its beginning after the usual backoff; an
 //! answer (a refusal, a lost lease) ends the transfer at once.
 
-use super::client::{answer_error, AttemptError, Backoff, CallError, Client};
+use super::client::{answer_error, url_encode, AttemptError, Backoff, CallError, Client};
 use super::workspace::StepError;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -201,7 +201,7 @@ impl Read for StopReader<'_> {
 /// characters stay, `/` separates, everything else is escaped.
 pub fn encode_path(path: &str) -> String {
     path.split('/')
-        .map(super::url_encode)
+        .map(url_encode)
         .collect::<Vec<_>>()
         .join("/")
 }

@@ -8,7 +8,7 @@
 //! inside a folder, symlinks are never followed (skipped with a note) and
 //! neither are fifos, sockets or devices, which could block or leak.
 
-use super::client::Client;
+use super::client::{url_encode, Client};
 use super::transfer;
 use super::workspace::{StepError, Workspace};
 use crate::config::spec::unsafe_relative_path;
@@ -107,7 +107,7 @@ impl Uploader<'_> {
             "/api/v1/worker/builds/{}/artifacts/{}?lease={}&kind={kind_name}",
             self.job.build,
             transfer::encode_path(destination),
-            super::url_encode(&self.job.lease)
+            url_encode(&self.job.lease)
         );
         (self.log)(&format!(
             "uploading {destination} ({size} bytes, {kind_name})"
