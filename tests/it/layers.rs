@@ -38,6 +38,13 @@ const LAYERS: &[(&str, &[&str])] = &[
             "store", "config", "protocol", "model", "forge", "sync", "token",
         ],
     ),
+    // People, roles, tokens, sessions, forge login.
+    (
+        "access",
+        &[
+            "megatron", "store", "config", "model", "forge", "sync", "token",
+        ],
+    ),
     // What starts builds besides a person.
     (
         "triggers",
@@ -49,15 +56,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "http",
         &[
-            "triggers", "megatron", "store", "config", "protocol", "model", "forge", "sync",
-            "token",
+            "access", "triggers", "megatron", "store", "config", "protocol", "model", "forge",
+            "sync", "token",
         ],
     ),
     // The pages people read.
     (
         "web",
         &[
-            "http", "megatron", "store", "config", "protocol", "model", "sync", "token",
+            "http", "access", "megatron", "store", "config", "protocol", "model", "sync", "token",
         ],
     ),
     // The composition root: state, router and loops together.
@@ -367,6 +374,7 @@ fn named_paths(code: &str, children: &BTreeSet<String>) -> Vec<(Vec<String>, Vec
     let mut found = Vec::new();
     // `use` trees.
     let mut search = 0;
+    let mut use_spans: Vec<(usize, usize)> = Vec::new();
     while let Some(n) = code[search..].find("use ") {
         let at = search + n;
         search = at + 4;
@@ -381,12 +389,21 @@ fn named_paths(code: &str, children: &BTreeSet<String>) -> Vec<(Vec<String>, Vec
         for path in paths {
             found.push((context(at), path));
         }
+        use_spans.push((at, end));
         search = end;
     }
     // Paths in expressions and types: `crate::…`, `super::…`, `self::…`,
-    // and a child module's name.
+    // and a child module's name. The `use` trees were read whole above:
+    // reading `super::{a, b}` again here would stop at the brace.
     let mut i = 0;
     while i < bytes.len() {
+        if let Some((_, end)) = use_spans
+            .iter()
+            .find(|(start, end)| *start <= i && i < *end)
+        {
+            i = *end;
+            continue;
+        }
         let preceded = i > 0 && (is_ident_byte(bytes[i - 1]) || bytes[i - 1] == b':');
         match ident_at(code, i) {
             Some(word) if !preceded => {
