@@ -32,8 +32,14 @@ pub enum Command {
     Repo(RepoCommand),
     /// Force a build of a builder.
     Force(ForceArgs),
-    /// Issue a worker's token (needs the megatron's admin token).
+    /// Issue (or revoke) a worker's or a person's token (needs the
+    /// megatron's admin token).
     Token(TokenArgs),
+    /// Keep a personal token for this megatron, so later commands act as
+    /// you (`CONSTRUCTICON_USER_TOKEN` overrides it).
+    Login(LoginArgs),
+    /// Forget the token kept for this megatron.
+    Logout(LogoutArgs),
     /// In a checkout of a repo: fetch a builder's deps and `get` results
     /// beside it, as a worker would (`.` for every builder of the repo).
     Get(GetArgs),
@@ -75,6 +81,14 @@ pub struct MegatronArgs {
     /// 127.0.0.1:9120. Port 0 picks a free port (printed at start).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Connections served at once; more get 503 (bounded by the process's
+    /// file descriptor limit).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this long, and an
+    /// idle one is closed after it.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
     /// The most one build may upload, in MiB (unzipped archives included).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_artifact_mb: u64,
@@ -193,9 +207,17 @@ pub struct ReloadArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("whose").required(true).args(["worker", "person"])))]
 pub struct TokenArgs {
     /// The worker's name.
-    pub worker: String,
+    pub worker: Option<String>,
+    /// A person cybertron's `access.people` declares: issue a personal API
+    /// token for them.
+    #[arg(long, value_name = "NAME")]
+    pub person: Option<String>,
+    /// Revoke instead: the worker's token, or every token of the person.
+    #[arg(long)]
+    pub revoke: bool,
     /// The megatron's admin token file (in its data dir).
     #[arg(
         long,
@@ -206,6 +228,22 @@ pub struct TokenArgs {
     /// The admin token itself (instead of the file).
     #[arg(long, env = "CONSTRUCTICON_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The token (as `constructicon token --person` printed it); read from
+    /// standard input when not given.
+    #[arg(long, env = "CONSTRUCTICON_USER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
     #[command(flatten)]
     pub address: MegatronAddress,
 }

@@ -15,6 +15,7 @@
 //! - [`cli`], [`commands`], [`client`], [`demo`]: the command line and what
 //!   its commands do.
 
+pub mod access;
 pub mod alloc;
 pub mod cli;
 pub mod client;

@@ -3,6 +3,7 @@
 //! example repo created as a local git repo and registered, one build forced.
 //! It prints where to look and stays up until ctrl-c.
 
+use crate::access::people;
 use crate::cli::DemoArgs;
 use crate::config::{diagnostic, evaluate_cybertron, Limits};
 use crate::megatron::queue::ForceRequest;
@@ -21,6 +22,8 @@ const CYBERTRON: &str = include_str!("../../examples/demo/cybertron.rhai");
 const HELLO: &str = include_str!("../../examples/demo/hello/constructicon.rhai");
 /// The demo's worker, as the example cybertron declares it.
 const WORKER: &str = "local";
+/// The person the demo logs in: an operator, as its cybertron declares.
+const PERSON: &str = "demo";
 /// The build forced at start.
 const FORCED: &str = "hello-basic";
 
@@ -71,7 +74,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         CYBERTRON.as_bytes().to_vec(),
         &Limits::default(),
     );
-    let Some(cybertron) = evaluation.value else {
+    let Some(mut cybertron) = evaluation.value else {
         eprint!(
             "{}",
             diagnostic::render(&evaluation.errors, &evaluation.sources)
@@ -85,6 +88,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading {}", data.display()))?;
     let repo_dir = data.join("hello");
     example_repo(&repo_dir)?;
+    // The demo's megatron takes its own local repo, and nothing else local.
+    cybertron
+        .spec
+        .repos
+        .allow
+        .push(repo_dir.display().to_string());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,14 +136,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let worker_stop = stop_worker.clone();
         let worker = std::thread::spawn(move || crate::worker::run(worker_config, worker_stop));
 
-        let build = state.blocking(|s| s.force(FORCED, ForceRequest::default())).await?;
+        let build = state
+            .blocking(|s| s.force(FORCED, ForceRequest::default(), Some(PERSON)))
+            .await?;
+        // The newcomer is the demo's operator: a one-time link logs the
+        // browser in, the token serves the command line.
+        let link = state.blocking(|s| people::login_link(s, PERSON, 60)).await?;
+        let person_token = state.blocking(|s| people::issue_person_token(s, PERSON)).await?;
         state.queue_changed.notify_waiters();
         println!("constructicon demo is up: http://{address}/");
         println!("  megatron data: {}", data.join("megatron").display());
         println!("  example repo:  {} (builders: {})", repo_dir.display(), repo.graph.as_ref().map(|g| g.graph.builders.len()).unwrap_or(0));
         println!("  worker \"{WORKER}\" runs builds in {}", data.join("worker").display());
         println!("  forced {FORCED} #{}: http://{address}/api/v1/builds/{}", build.number, build.id);
-        println!("  force another: constructicon force hello-params -p greeting=hi --wait --megatron http://{address}");
+        println!("  log in as {PERSON} (an operator: force, cancel, rebuild), once: http://{address}/login/link/{link}");
+        println!("  force from the command line:");
+        println!("    export CONSTRUCTICON_MEGATRON=http://{address} CONSTRUCTICON_USER_TOKEN={}", person_token.token);
+        println!("    constructicon force hello-params -p greeting=hi --wait");
         println!("ctrl-c to stop");
         let served = server.await.context("the megatron task")?;
         stop_worker.store(true, Ordering::SeqCst);

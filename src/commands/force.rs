@@ -11,8 +11,7 @@ pub fn run(args: ForceArgs) -> anyhow::Result<ExitCode> {
     let parameters = parse_pairs(&args.parameters, "-p")?;
     let revisions = parse_pairs(&args.revisions, "-r")?;
     let client = Client::new(&args.address.megatron);
-    let by = std::env::var("USER").ok();
-    let body = json!({ "parameters": parameters, "revisions": revisions, "by": by });
+    let body = json!({ "parameters": parameters, "revisions": revisions });
     let path = format!("/api/v1/builders/{}/force", args.builder);
     let forced = Client::ok(client.post(&path, &body, None)?, "forcing the build")?;
     let id = forced["build"]

@@ -8,7 +8,7 @@ use crate::client::Client;
 use crate::config::{diagnostic, evaluate_cybertron, Limits};
 use crate::megatron::state::{admin_token_path, Options, State, Timing};
 use crate::process::{init_tracing, runtime, shutdown_signal};
-use crate::server::serve_state;
+use crate::server::{serve_state_with, HttpLimits};
 use crate::sync::write;
 use anyhow::Context as _;
 use serde_json::json;
@@ -69,6 +69,7 @@ pub fn run(args: MegatronArgs) -> anyhow::Result<ExitCode> {
         cybertron_path: Some(cybertron_path),
     };
     let poll_ms = args.timing.poll_ms;
+    let (header_timeout_ms, max_connections) = (args.header_timeout_ms, args.max_connections);
     runtime()?.block_on(async move {
         // Open the store (and write the admin token) before saying we listen,
         // so whoever reads the address finds everything in place.
@@ -90,7 +91,12 @@ pub fn run(args: MegatronArgs) -> anyhow::Result<ExitCode> {
             admin_token_path(&args.data).display()
         );
         let _ = std::io::stdout().flush();
-        serve_state(listener, state, shutdown_signal()).await
+        let limits = HttpLimits {
+            header_timeout: Duration::from_millis(header_timeout_ms),
+            max_connections,
+            ..HttpLimits::default()
+        };
+        serve_state_with(listener, state, limits, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod eval;
 pub mod force;
 pub mod get;
+pub mod login;
 pub mod megatron;
 pub mod repo;
 pub mod token;
@@ -21,6 +22,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Repo(command) => repo::run(command),
         Command::Force(args) => force::run(args),
         Command::Token(args) => token::run(args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
         Command::Get(args) => get::run(args),
         Command::Demo(args) => demo::run(args),
     }

@@ -1,5 +1,6 @@
-//! `constructicon token WORKER`: issue a worker's token with the admin
-//! token, which is read from the megatron's data dir unless given.
+//! `constructicon token WORKER` and `constructicon token --person NAME`:
+//! issue (or, with `--revoke`, revoke) a worker's or a person's token with
+//! the admin token, which is read from the megatron's data dir unless given.
 
 use crate::cli::TokenArgs;
 use crate::client::Client;
@@ -26,10 +27,61 @@ pub fn admin_token(given: &Option<String>, file: &Path) -> anyhow::Result<String
 
 pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
     let admin = admin_token(&args.admin_token, &args.admin_token_file)?;
-    let client = Client::new(&args.address.megatron);
-    let path = format!("/api/v1/workers/{}/token", args.worker);
+    let client = Client::anonymous(&args.address.megatron);
+    match (&args.worker, &args.person) {
+        (_, Some(person)) => person_token(&client, &admin, person, args.revoke),
+        (Some(worker), None) => worker_token(&client, &admin, worker, args.revoke),
+        (None, None) => anyhow::bail!("name a worker, or a person with --person"),
+    }
+}
+
+fn person_token(
+    client: &Client,
+    admin: &str,
+    person: &str,
+    revoke: bool,
+) -> anyhow::Result<ExitCode> {
+    let path = format!("/api/v1/people/{person}/tokens");
+    if revoke {
+        let revoked = Client::ok(client.delete(&path, Some(admin))?, "revoking the tokens")?;
+        println!("revoked {} token(s) of {person}", revoked["revoked"]);
+        return Ok(ExitCode::SUCCESS);
+    }
     let issued = Client::ok(
-        client.post(&path, &json!({}), Some(&admin))?,
+        client.post(&path, &json!({}), Some(admin))?,
+        "issuing the token",
+    )?;
+    println!(
+        "{}",
+        issued["token"]
+            .as_str()
+            .context("the megatron's answer has no token")?
+    );
+    eprintln!(
+        "token {} for {person}: they run `constructicon login` with it (or set CONSTRUCTICON_USER_TOKEN)",
+        issued["id"].as_str().unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn worker_token(
+    client: &Client,
+    admin: &str,
+    worker: &str,
+    revoke: bool,
+) -> anyhow::Result<ExitCode> {
+    let path = format!("/api/v1/workers/{worker}/token");
+    if revoke {
+        let revoked = Client::ok(client.delete(&path, Some(admin))?, "revoking the token")?;
+        if revoked["revoked"] == true {
+            println!("revoked the token of worker {worker}");
+        } else {
+            println!("worker {worker} had no token");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let issued = Client::ok(
+        client.post(&path, &json!({}), Some(admin))?,
         "issuing the token",
     )?;
     println!(
@@ -39,10 +91,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
             .context("the megatron's answer has no token")?
     );
     if issued["known"] == false {
-        eprintln!(
-            "note: no cybertron or registered repo declares a worker named {} yet",
-            args.worker
-        );
+        eprintln!("note: no cybertron or registered repo declares a worker named {worker} yet");
     }
     Ok(ExitCode::SUCCESS)
 }

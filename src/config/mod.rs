@@ -7,10 +7,12 @@
 //! it takes script bytes, and a [`SourceLoader`] for the files a repo's script
 //! imports.
 
+pub mod access;
 pub mod choose;
 pub mod diagnostic;
 pub mod graph;
 pub mod limits;
+pub mod read_access;
 pub mod read_builder;
 mod read_checks;
 pub mod read_scheduler;
@@ -19,6 +21,7 @@ pub mod reader;
 pub mod resolver;
 pub mod sandbox;
 pub mod script_error;
+pub mod secret_source;
 pub mod spec;
 pub mod zone;
 

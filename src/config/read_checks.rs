@@ -4,7 +4,9 @@
 //! import each other.
 
 use super::reader::Reader;
+use super::secret_source::SecretSource;
 use crate::model::check_name;
+use serde_json::Value;
 
 /// Reports a declared name that could not be a folder name or URL segment.
 pub(super) fn check_declared_name(reader: &mut Reader, path: &str, what: &str, name: &str) {
@@ -29,4 +31,30 @@ pub(super) fn one_line(message: &str) -> String {
         .unwrap_or(message)
         .trim();
     last.strip_prefix("error: ").unwrap_or(last).to_string()
+}
+
+/// `#{ env: "VARIABLE" }` or `#{ file: "/path" }`: where a secret is.
+pub(super) fn read_secret_source(
+    reader: &mut Reader,
+    value: &Value,
+    path: &str,
+) -> Option<SecretSource> {
+    let fields = reader.fields(value, path, &["env", "file"])?;
+    let env = fields
+        .get("env")
+        .and_then(|v| reader.string(v, &fields.path_of("env")));
+    let file = fields
+        .get("file")
+        .and_then(|v| reader.string(v, &fields.path_of("file")));
+    match (env, file) {
+        (Some(env), None) => Some(SecretSource::Env(env)),
+        (None, Some(file)) => Some(SecretSource::File(file)),
+        _ => {
+            reader.problem(
+                path,
+                "expected #{ env: \"VARIABLE\" } or #{ file: \"/path\" }: the secret itself never goes in cybertron",
+            );
+            None
+        }
+    }
 }

@@ -3,13 +3,13 @@
 //! workers both declare. Builders and schedulers are read by `read_builder`
 //! and `read_scheduler`, which both scripts use.
 
+use super::read_access::{read_access, read_repo_policy};
 use super::read_builder::read_builder;
-use super::read_checks::check_declared_name;
+use super::read_checks::{check_declared_name, read_secret_source};
 use super::read_scheduler::read_schedulers;
 use super::reader::{child, index, Reader};
 use super::spec::{
-    ConstructiconSpec, CybertronSpec, Features, SecretSource, DEFAULT_HORIZON,
-    DEFAULT_POLL_INTERVAL,
+    ConstructiconSpec, CybertronSpec, Features, DEFAULT_HORIZON, DEFAULT_POLL_INTERVAL,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -71,6 +71,9 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         "time_zone",
         "poll_interval",
         "webhook_secret",
+        "access",
+        "repos",
+        "public_url",
     ];
     let Some(top) = reader.fields(value, "", &keys) else {
         return spec;
@@ -132,24 +135,23 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
             .unwrap_or(DEFAULT_POLL_INTERVAL);
     }
     if let Some(secret) = top.get("webhook_secret") {
-        if let Some(fields) = reader.fields(secret, "webhook_secret", &["env", "file"]) {
-            let env = fields
-                .get("env")
-                .and_then(|v| reader.string(v, "webhook_secret.env"));
-            let file = fields
-                .get("file")
-                .and_then(|v| reader.string(v, "webhook_secret.file"));
-            spec.webhook_secret = match (env, file) {
-                (Some(env), None) => Some(SecretSource::Env(env)),
-                (None, Some(file)) => Some(SecretSource::File(file)),
-                _ => {
-                    reader.problem(
-                        "webhook_secret",
-                        "expected #{ env: \"VARIABLE\" } or #{ file: \"/path\" }: the secret itself never goes in cybertron",
-                    );
-                    None
-                }
-            };
+        spec.webhook_secret = read_secret_source(reader, secret, "webhook_secret");
+    }
+    if let Some(access) = top.get("access") {
+        spec.access = read_access(reader, access);
+    }
+    if let Some(repos) = top.get("repos") {
+        spec.repos = read_repo_policy(reader, repos);
+    }
+    if let Some(url) = top.get("public_url") {
+        if let Some(url) = reader.string(url, "public_url") {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                reader.problem(
+                    "public_url",
+                    format!("\"{url}\" is not an http(s) URL like \"https://ci.example.com\""),
+                );
+            }
+            spec.public_url = Some(url.trim_end_matches('/').to_string());
         }
     }
     spec

@@ -9,6 +9,8 @@
 //! this file imports none of them, so the types can be used anywhere without
 //! a circle of imports.
 
+use super::access::{AccessSpec, RepoPolicy};
+pub use super::secret_source::SecretSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -47,16 +49,13 @@ pub struct CybertronSpec {
     pub poll_interval: u64,
     /// Where the shared secret of push webhooks is, never the secret itself.
     pub webhook_secret: Option<SecretSource>,
-}
-
-/// Where a secret is read from when the megatron starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecretSource {
-    /// An environment variable's name.
-    Env(String),
-    /// A file's path.
-    File(String),
+    /// Who may do what.
+    pub access: AccessSpec,
+    /// Which repo URLs may be registered.
+    pub repos: RepoPolicy,
+    /// The address people and forges reach the megatron at (links, login
+    /// redirects, Secure cookies over https).
+    pub public_url: Option<String>,
 }
 
 /// How often repos are polled when cybertron does not say.

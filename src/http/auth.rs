@@ -1,33 +1,14 @@
-//! Who is calling: a worker (its name in `x-constructicon-worker` and its
-//! token as a bearer token) or the admin (the admin token). The megatron
-//! keeps only the tokens' sha256.
+//! Workers' calls: the worker names itself in `x-constructicon-worker` and
+//! carries its token as a bearer token; the megatron keeps only the token's
+//! sha256. (People's calls go through `guard`.)
 
 use super::error::ApiError;
+use super::guard::bearer;
 use crate::megatron::state::State;
 use crate::protocol::WORKER_HEADER;
 use crate::token::secret_hash;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use std::sync::Arc;
-
-/// The bearer token of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// Refuses a request that does not carry the admin token as its bearer.
-pub fn require_admin(state: &State, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
-    match bearer(headers) {
-        Some(token) if secret_hash(token) == state.admin_token_hash => Ok(()),
-        _ => Err(ApiError::unauthorized(format!(
-            "{what} needs the admin token"
-        ))),
-    }
-}
 
 /// The worker a request comes from, once its token checks out.
 pub async fn authenticate_worker(

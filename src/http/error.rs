@@ -69,3 +69,49 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
         format!("no such route: {}", uri.path()),
     )
 }
+
+/// The longest rejection text turned into a JSON error; anything longer is
+/// not one of axum's rejections and is left alone.
+const MAX_REJECTION: usize = 16 << 10;
+
+/// Turns every error answer that is not already JSON (axum's rejections of
+/// a bad path segment, query, header or body size, a 405) into our
+/// `{error}`, so a client never has to parse plain text or an empty body.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_REJECTION).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
+            other => other
+                .canonical_reason()
+                .unwrap_or("request refused")
+                .to_lowercase(),
+        }
+    } else {
+        text
+    };
+    let mut json = ApiError::new(status, message).into_response();
+    // Keep what the rejection said besides its body (`Allow` on a 405).
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
+}

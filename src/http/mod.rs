@@ -5,82 +5,200 @@
 //! JSON `{error}` with a 400, never a 5xx or axum's plain-text rejection.
 //! The pages people read live apart, in `web`.
 
-mod api;
+mod admin;
 mod artifacts;
 mod auth;
+mod builders;
+mod builds;
 mod error;
 mod extract;
+pub mod guard;
 mod hooks;
+mod people;
+mod repos;
+pub mod routes;
+mod views;
 mod worker_api;
 
 pub use error::ApiError;
 
+use crate::config::access::Role;
 use crate::megatron::state::State;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
 use axum::Router;
+use guard::{Face, Need, RouteInfo};
+use routes::Routes;
 use std::sync::Arc;
 
+/// The API's router; see [`route_table`] for every route's rule.
 pub fn router(state: Arc<State>) -> Router {
-    Router::new()
-        .route("/api/v1/repos", get(api::list_repos).post(api::add_repo))
-        .route("/api/v1/repos/{repo}", get(api::get_repo))
-        .route("/api/v1/repos/{repo}/refresh", post(api::refresh_repo))
-        .route("/api/v1/builders", get(api::list_builders))
-        .route("/api/v1/builders/{name}", get(api::get_builder))
-        .route("/api/v1/builders/{name}/builds", get(api::builder_builds))
-        .route("/api/v1/builders/{name}/force", post(api::force))
-        .route("/api/v1/builders/{name}/get", get(api::resolve_get))
-        .route("/api/v1/builds/{id}", get(api::get_build))
-        .route("/api/v1/builds/{id}/cancel", post(api::cancel))
-        .route("/api/v1/builds/{id}/steps/{step}/log", get(api::step_log))
-        .route("/api/v1/builds/{id}/artifacts", get(artifacts::list))
-        .route(
-            "/api/v1/builds/{id}/artifacts/{*path}",
-            get(artifacts::download),
-        )
-        .route("/api/v1/queue", get(api::queue))
-        .route("/api/v1/hooks/push", post(hooks::push))
-        .route("/api/v1/admin/reload", post(api::reload))
-        .route("/api/v1/workers/{name}/token", post(api::issue_token))
-        .route("/api/v1/worker/claim", post(worker_api::claim))
-        .route(
-            "/api/v1/worker/builds/{id}/heartbeat",
-            post(worker_api::heartbeat),
-        )
-        .route(
-            "/api/v1/worker/builds/{id}/release",
-            post(worker_api::release),
-        )
-        .route(
-            "/api/v1/worker/builds/{id}/steps/{step}/start",
-            post(worker_api::step_start),
-        )
-        .route(
-            "/api/v1/worker/builds/{id}/steps/{step}/log",
-            post(worker_api::step_log),
-        )
-        .route(
-            "/api/v1/worker/builds/{id}/steps/{step}/finish",
-            post(worker_api::step_finish),
-        )
-        .route(
-            "/api/v1/worker/builds/{id}/finish",
-            post(worker_api::build_finish),
-        )
-        .route(
-            "/api/v1/worker/builds/{id}/revisions",
-            post(worker_api::revisions),
-        )
-        .route(
-            "/api/v1/worker/builds/{id}/artifacts/{*path}",
-            // Uploads stream to disk under their own cap (the build's), not
-            // the body limit of the other routes.
-            put(artifacts::upload).layer(DefaultBodyLimit::disable()),
-        )
+    let (router, _) = routes(state.clone()).finish();
+    router
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
+}
+
+/// Every route of the API with what it needs from its caller.
+pub fn route_table(state: Arc<State>) -> Vec<RouteInfo> {
+    routes(state).finish().1
+}
+
+fn routes(state: Arc<State>) -> Routes {
+    use axum::http::Method as M;
+    use Need::{Public, Role as R, Webhook, Worker};
+    let (view, operate, maintain, admin) = (
+        R(Role::Viewer),
+        R(Role::Operator),
+        R(Role::Maintainer),
+        R(Role::Admin),
+    );
+    Routes::new(state, Face::Api)
+        .at(M::GET, "/api/v1/whoami", Public, people::whoami)
+        .at(M::GET, "/api/v1/repos", view, repos::list_repos)
+        .at(M::POST, "/api/v1/repos", maintain, repos::add_repo)
+        .at(M::GET, "/api/v1/repos/{repo}", view, repos::get_repo)
+        .at(
+            M::POST,
+            "/api/v1/repos/{repo}/refresh",
+            maintain,
+            repos::refresh_repo,
+        )
+        .at(M::GET, "/api/v1/builders", view, builders::list_builders)
+        .at(
+            M::GET,
+            "/api/v1/builders/{name}",
+            view,
+            builders::get_builder,
+        )
+        .at(
+            M::GET,
+            "/api/v1/builders/{name}/builds",
+            view,
+            builders::builder_builds,
+        )
+        .at(
+            M::POST,
+            "/api/v1/builders/{name}/force",
+            operate,
+            builders::force,
+        )
+        .at(
+            M::GET,
+            "/api/v1/builders/{name}/get",
+            view,
+            builders::resolve_get,
+        )
+        .at(M::GET, "/api/v1/builds/{id}", view, builds::get_build)
+        .at(
+            M::POST,
+            "/api/v1/builds/{id}/cancel",
+            operate,
+            builds::cancel,
+        )
+        .at(
+            M::GET,
+            "/api/v1/builds/{id}/steps/{step}/log",
+            view,
+            builds::step_log,
+        )
+        .at(
+            M::GET,
+            "/api/v1/builds/{id}/artifacts",
+            view,
+            artifacts::list,
+        )
+        .at(
+            M::GET,
+            "/api/v1/builds/{id}/artifacts/{*path}",
+            view,
+            artifacts::download,
+        )
+        .at(M::GET, "/api/v1/queue", view, builds::queue)
+        .at(M::POST, "/api/v1/hooks/push", Webhook, hooks::push)
+        .at(M::POST, "/api/v1/admin/reload", admin, admin::reload)
+        .at(
+            M::POST,
+            "/api/v1/workers/{name}/token",
+            admin,
+            admin::issue_token,
+        )
+        .at(
+            M::DELETE,
+            "/api/v1/workers/{name}/token",
+            admin,
+            people::revoke_worker_token,
+        )
+        .at(
+            M::POST,
+            "/api/v1/people/{person}/tokens",
+            admin,
+            people::issue_token,
+        )
+        .at(
+            M::GET,
+            "/api/v1/people/{person}/tokens",
+            admin,
+            people::list_tokens,
+        )
+        .at(
+            M::DELETE,
+            "/api/v1/people/{person}/tokens",
+            admin,
+            people::revoke_tokens,
+        )
+        .at(M::POST, "/api/v1/worker/claim", Worker, worker_api::claim)
+        .at(
+            M::POST,
+            "/api/v1/worker/builds/{id}/heartbeat",
+            Worker,
+            worker_api::heartbeat,
+        )
+        .at(
+            M::POST,
+            "/api/v1/worker/builds/{id}/release",
+            Worker,
+            worker_api::release,
+        )
+        .at(
+            M::POST,
+            "/api/v1/worker/builds/{id}/steps/{step}/start",
+            Worker,
+            worker_api::step_start,
+        )
+        .at(
+            M::POST,
+            "/api/v1/worker/builds/{id}/steps/{step}/log",
+            Worker,
+            worker_api::step_log,
+        )
+        .at(
+            M::POST,
+            "/api/v1/worker/builds/{id}/steps/{step}/finish",
+            Worker,
+            worker_api::step_finish,
+        )
+        .at(
+            M::POST,
+            "/api/v1/worker/builds/{id}/finish",
+            Worker,
+            worker_api::build_finish,
+        )
+        .at(
+            M::POST,
+            "/api/v1/worker/builds/{id}/revisions",
+            Worker,
+            worker_api::revisions,
+        )
+        .at_router(
+            M::PUT,
+            "/api/v1/worker/builds/{id}/artifacts/{*path}",
+            Worker,
+            // Uploads stream to disk under their own cap (the build's), not
+            // the body limit of the other routes.
+            axum::routing::put(artifacts::upload).layer(DefaultBodyLimit::disable()),
+        )
 }
 
 /// The largest request body taken (a log chunk is at most 256 KiB).

@@ -24,9 +24,24 @@ pub struct ForceRequest {
     /// the branch head.
     #[serde(default)]
     pub revisions: BTreeMap<String, String>,
-    /// Who forced it, for the build's reason.
-    #[serde(default)]
-    pub by: Option<String>,
+}
+
+/// The most bytes a parameter value may take: it reaches the step as an
+/// environment variable, and the kernel refuses longer single strings.
+pub const MAX_PARAMETER_BYTES: usize = 64 << 10;
+
+/// Why a value given for a parameter or a revision cannot be used.
+fn value_problem(value: &str) -> Option<String> {
+    if value.contains('\0') {
+        return Some("contains a NUL byte, which no environment variable can hold".into());
+    }
+    if value.len() > MAX_PARAMETER_BYTES {
+        return Some(format!(
+            "is {} bytes long; at most {MAX_PARAMETER_BYTES} are taken",
+            value.len()
+        ));
+    }
+    None
 }
 
 /// What starts a build, whoever asks (a person, a time, a commit).
@@ -43,6 +58,8 @@ pub struct StartRequest {
     pub pins: BTreeMap<String, String>,
     /// Shown with the pending build: "forced by ana", "time scheduler nightly"...
     pub reason: String,
+    /// The person who asked for it, when a person did.
+    pub by: Option<String>,
 }
 
 /// A build's step records, laid out as `protocol::step_layout` says.
@@ -66,7 +83,12 @@ pub fn step_records(spec: &crate::config::Builder, revision: &str) -> Vec<StepRe
 
 impl State {
     /// Creates a forced build, durable before it returns.
-    pub fn force(&self, builder: &str, request: ForceRequest) -> Result<BuildRecord> {
+    pub fn force(
+        &self,
+        builder: &str,
+        request: ForceRequest,
+        by: Option<&str>,
+    ) -> Result<BuildRecord> {
         let (repo_name, graph) = self
             .builder_owner(builder)
             .ok_or_else(|| Error::NotFound(format!("builder {builder} not found")))?;
@@ -103,6 +125,18 @@ impl State {
                 )));
             }
         }
+        for (name, value) in &request.parameters {
+            if let Some(why) = value_problem(value) {
+                return Err(Error::BadRequest(format!(
+                    "parameter \"{name}\": the value {why}"
+                )));
+            }
+        }
+        for (key, value) in &request.revisions {
+            if let Some(why) = value_problem(value).or_else(|| value_problem(key)) {
+                return Err(Error::BadRequest(format!("revision for {key:?}: {why}")));
+            }
+        }
         let mut parameters = declared;
         parameters.extend(request.parameters);
 
@@ -129,10 +163,11 @@ impl State {
             revision,
             branch: None,
             pins: request.revisions,
-            reason: match request.by {
+            reason: match by {
                 Some(by) => format!("forced by {by}"),
                 None => "forced".to_string(),
             },
+            by: by.map(str::to_string),
         })
     }
 
@@ -162,6 +197,8 @@ impl State {
             branch: branch.clone(),
             parameters: request.parameters,
             reason: request.reason,
+            by: request.by,
+            cancelled_by: None,
             state: BuildState::Queued,
             result: None,
             result_reason: None,
@@ -220,7 +257,7 @@ impl State {
 
     /// Cancels a build: a queued one ends at once, a running one is told to
     /// stop through its worker's heartbeat.
-    pub fn cancel(&self, id: u64) -> Result<BuildRecord> {
+    pub fn cancel(&self, id: u64, by: Option<&str>) -> Result<BuildRecord> {
         let build = {
             let _write = lock(&self.build_write);
             let mut build = self.store.build(id)?;
@@ -232,10 +269,16 @@ impl State {
                     lock(&self.dispatcher).dequeue(id);
                     build.state = BuildState::Finished;
                     build.result = Some(BuildResult::Cancelled);
-                    build.result_reason = Some("cancelled before it started".into());
+                    build.result_reason = Some(match by {
+                        Some(by) => format!("cancelled by {by} before it started"),
+                        None => "cancelled before it started".into(),
+                    });
                     build.finished = Some(now_ms());
                 }
                 BuildState::Running => build.cancel_requested = true,
+            }
+            if build.cancelled_by.is_none() {
+                build.cancelled_by = by.map(str::to_string);
             }
             self.store.put_build(&build)?;
             build

@@ -201,6 +201,11 @@ impl State {
         if url.is_empty() {
             return Err(Error::BadRequest("url is empty".into()));
         }
+        // Cybertron says which URLs may be taken: the megatron clones them,
+        // so a local path or an internal address is not for everyone.
+        if let Some(why) = read(&self.cybertron).spec.repos.refusal(url) {
+            return Err(Error::BadRequest(why));
+        }
         let name = repo_name_from_url(url).ok_or_else(|| {
             Error::BadRequest(format!("cannot tell a repo name from the URL {url:?}"))
         })?;

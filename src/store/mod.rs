@@ -9,6 +9,9 @@
 //! - `logs`: build id (u64 BE), step (u32 BE), chunk (u32 BE) → bytes
 //! - `queue`: sequence (u64 BE) → build id, the pending builds in order
 //! - `tokens`: worker name → sha256 of its token
+//! - `access`: people's tokens (`token/` + sha256 → [`PersonToken`]), browser
+//!   sessions (`session/` + sha256 → [`SessionRecord`]) and one-time login
+//!   links (`link/` + sha256 → [`LoginLink`]); see `access`
 //! - `meta`: counters (next build number per builder), and under `heads/`
 //!   the branch heads the poller last saw (see `heads`)
 //!
@@ -16,6 +19,7 @@
 //! [`Store::flush`] before it is acknowledged; callers on the async runtime
 //! call the async wrappers in `megatron`, which run these on blocking threads.
 
+mod access;
 mod heads;
 mod records;
 mod schedule;
@@ -51,6 +55,7 @@ pub struct Store {
     queue: Tree,
     tokens: Tree,
     meta: Tree,
+    access: Tree,
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -108,6 +113,7 @@ impl Store {
             queue: db.open_tree("queue")?,
             tokens: db.open_tree("tokens")?,
             meta: db.open_tree("meta")?,
+            access: db.open_tree("access")?,
             db,
         })
     }
@@ -362,6 +368,12 @@ impl Store {
     pub fn put_token_hash(&self, worker: &str, hash: &str) -> Result<()> {
         self.tokens.insert(worker, hash.as_bytes())?;
         Ok(())
+    }
+
+    /// Forgets a worker's token: the worker is refused until it gets a new
+    /// one. Returns whether it had one.
+    pub fn delete_token_hash(&self, worker: &str) -> Result<bool> {
+        Ok(self.tokens.remove(worker)?.is_some())
     }
 
     pub fn workers_with_tokens(&self) -> Result<Vec<String>> {

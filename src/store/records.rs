@@ -78,8 +78,14 @@ pub struct BuildRecord {
     pub revision: String,
     pub branch: Option<String>,
     pub parameters: BTreeMap<String, String>,
-    /// Why it was started, e.g. "forced".
+    /// Why it was started, e.g. "forced by ana".
     pub reason: String,
+    /// The person who started it (from their credentials), when a person did.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// The person who cancelled it, when one did.
+    #[serde(default)]
+    pub cancelled_by: Option<String>,
     pub state: BuildState,
     pub result: Option<BuildResult>,
     /// Why it ended as it did, when not by its steps (exception, cancel).
@@ -140,6 +146,50 @@ impl StepRecord {
             log_chunks: 0,
         }
     }
+}
+
+/// A person's API token, kept under the sha256 of the token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonToken {
+    pub person: String,
+    /// The first hex digits of the token's hash: names it in listings
+    /// without giving anything away.
+    pub id: String,
+    pub created: u64,
+}
+
+/// A browser session, kept under the sha256 of its cookie.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Who logged in: a person of cybertron's `access`, or a forge login.
+    pub person: String,
+    /// How: `token`, `link` or the forge's name.
+    pub via: String,
+    /// The forge organisations (GitLab groups) the person belongs to, as
+    /// the forge said at login.
+    #[serde(default)]
+    pub orgs: Vec<String>,
+    /// Every state-changing form and cookie-authenticated API call must
+    /// carry this.
+    pub csrf: String,
+    pub created: u64,
+    pub expires: u64,
+}
+
+/// A one-time login link (the demo prints one), kept under its sha256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginLink {
+    pub person: String,
+    pub expires: u64,
+}
+
+/// A forge login under way: the PKCE verifier of the authorization request
+/// its `state` names, kept under the state's sha256 until the forge sends
+/// the browser back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub verifier: String,
+    pub expires: u64,
 }
 
 /// Unix milliseconds now.

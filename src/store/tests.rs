@@ -34,6 +34,8 @@ fn queued(builder_name: &str) -> BuildRecord {
         branch: None,
         parameters: BTreeMap::new(),
         reason: "forced".into(),
+        by: None,
+        cancelled_by: None,
         state: BuildState::Queued,
         result: None,
         result_reason: None,

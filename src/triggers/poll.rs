@@ -391,6 +391,7 @@ impl State {
                             branch: Some(moved.branch.clone()),
                             pins: BTreeMap::new(),
                             reason,
+                            by: None,
                         }
                     } else {
                         let dep_url = dep
@@ -405,6 +406,7 @@ impl State {
                             branch: None,
                             pins: BTreeMap::from([(dep_url, moved.commit.clone())]),
                             reason,
+                            by: None,
                         }
                     });
                 }

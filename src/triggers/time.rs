@@ -142,6 +142,7 @@ impl State {
                             schedule.pattern,
                             due.at.with_timezone(&zone).format("%Y-%m-%d %H:%M %:z")
                         ),
+                        by: None,
                     };
                     match self.start_build(request) {
                         Ok(_) => started += 1,

@@ -1,9 +1,11 @@
 //! The home page at `/`: repos (with their config errors), builders and
 //! their latest builds. Everything on it comes from the JSON API too.
 
+use crate::access::caller::Caller;
+use crate::config::access::{redact_url, Role};
 use crate::megatron::state::State;
 use crate::sync::read;
-use axum::extract::State as Extract;
+use axum::extract::{Extension, State as Extract};
 use axum::response::Html;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -16,10 +18,17 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-pub async fn index(state: Extract<Arc<State>>) -> Html<String> {
+pub async fn index(
+    state: Extract<Arc<State>>,
+    Extension(caller): Extension<Caller>,
+) -> Html<String> {
     let repos: Vec<_> = {
         let repos = read(&state.repos);
-        let mut list: Vec<_> = repos.values().cloned().collect();
+        let mut list: Vec<_> = repos
+            .values()
+            .filter(|r| caller.may(Role::Viewer, &r.record.name))
+            .cloned()
+            .collect();
         list.sort_by(|a, b| a.record.name.cmp(&b.record.name));
         list
     };
@@ -67,7 +76,7 @@ pub async fn index(state: Extract<Arc<State>>) -> Html<String> {
             page,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{status}</td></tr>",
             escape(&record.name),
-            escape(&record.url),
+            escape(&redact_url(&record.url)),
             escape(record.commit.as_deref().unwrap_or("-")),
         );
     }

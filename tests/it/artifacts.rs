@@ -6,11 +6,10 @@
 //! horizon removing a build's artifacts.
 
 use crate::builds::CYBERTRON;
-use crate::common::system::{reply, GitRepo, Megatron, BIN, TIMING};
+use crate::common::system::{reply, GitRepo, Megatron};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A builder that uploads a file, a folder, a zipped folder kept as a zip,
@@ -343,77 +342,15 @@ fn bad_uploads_are_refused_and_write_nothing_outside() {
     assert_eq!(status, 409, "{body}");
 }
 
-/// A megatron started with extra flags (`Megatron::start` takes none).
-struct Flagged {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Flagged {
-    fn start(cybertron: &str, flags: &[&str]) -> Flagged {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("cybertron.rhai"), cybertron).expect("cybertron");
-        let mut child = Command::new(BIN)
-            .arg("megatron")
-            .arg("--cybertron")
-            .arg(dir.path().join("cybertron.rhai"))
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(TIMING)
-            .args(flags)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the megatron");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = lines.next().expect("the address").expect("read");
-        let address = first
-            .strip_prefix("megatron listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .to_string();
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Flagged {
-            child,
-            url: address,
-            dir,
-        }
-    }
-
-    fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut request = agent().post(&format!("{}{path}", self.url));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        reply(request.send_json(body))
-    }
-}
-
-impl Drop for Flagged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_size_cap_counts_the_whole_build_and_unzipped_bytes() {
-    let megatron = Flagged::start(CYBERTRON, &["--max-artifact-mb", "1"]);
+    let megatron = Megatron::start_with_flags(CYBERTRON, &["--max-artifact-mb", "1"]);
     let repo = GitRepo::new("arts", CONFIG);
-    let (status, body) = megatron.post("/api/v1/repos", &json!({ "url": repo.url() }), &[]);
+    let (status, body) = megatron.post("/api/v1/repos", &json!({ "url": repo.url() }));
     assert!(status == 200 || status == 201, "{body}");
-    let admin =
-        std::fs::read_to_string(megatron.dir.path().join("data/admin-token")).expect("admin");
-    let (_, body) = megatron.post(
-        "/api/v1/workers/w1/token",
-        &json!({}),
-        &[("authorization", &format!("Bearer {}", admin.trim()))],
-    );
-    let token = body["token"].as_str().expect("token").to_string();
+    let token = megatron.token("w1");
     let run = Run::start(&megatron.url, &token, || {
-        let (status, body) = megatron.post("/api/v1/builders/arts-a/force", &json!({}), &[]);
+        let (status, body) = megatron.post("/api/v1/builders/arts-a/force", &json!({}));
         assert_eq!(status, 201, "{body}");
         body["build"].as_u64().expect("id")
     });
@@ -440,7 +377,6 @@ fn the_size_cap_counts_the_whole_build_and_unzipped_bytes() {
 
     let artifacts = megatron
         .dir
-        .path()
         .join("data/artifacts")
         .join(run.build.to_string());
     let mut left: Vec<String> = std::fs::read_dir(&artifacts)

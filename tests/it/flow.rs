@@ -246,6 +246,7 @@ fn cli_get(megatron: &Megatron, checkout: &Path, args: &[&str]) -> (Option<i32>,
         .args(args)
         .current_dir(checkout)
         .env("CONSTRUCTICON_MEGATRON", &megatron.url)
+        .env("CONSTRUCTICON_USER_TOKEN", megatron.admin_token())
         .output()
         .expect("get");
     let text = format!(

@@ -83,8 +83,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "commands",
         &[
-            "cli", "client", "process", "server", "worker", "megatron", "store", "config",
-            "protocol", "model", "sync", "token",
+            "cli", "client", "process", "server", "worker", "access", "megatron", "store",
+            "config", "protocol", "model", "sync", "token",
         ],
     ),
 ];

@@ -1,12 +1,14 @@
 //! The one integration-test binary: every module below runs the real
 //! `constructicon` binary or the library on real files in temp dirs.
 
+mod access;
 mod artifacts;
 mod builds;
 mod common;
 mod eval;
 mod examples;
 mod flow;
+mod front_door;
 mod hooks;
 mod hostile;
 mod layers;

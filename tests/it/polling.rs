@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CYBERTRON: &str = r#"cybertron = #{
+    repos: #{ allow: ["/*"] },
     workers: #{ w1: #{} },
     schedulers: #{ pushes: #{ type: "commit", branch_regex: "main", parameters: #{ from: "cybertron" } } },
 };"#;

@@ -58,7 +58,7 @@ fn a_reload_re_evaluates_every_repo_against_the_new_cybertron() {
     assert_eq!(builder["spec"]["workers"], serde_json::json!(["m1"]));
 
     // Without the admin token, no reload.
-    let (status, _) = megatron.post("/api/v1/admin/reload", &serde_json::json!({}));
+    let (status, _) = megatron.post_anonymous("/api/v1/admin/reload", &serde_json::json!({}));
     assert_eq!(status, 401);
 }
 

@@ -66,7 +66,10 @@ fn post_raw(megatron: &Megatron, path: &str, body: &str) -> (u16, Value) {
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let request = agent.post(&format!("{}{path}", megatron.url));
+    let request = agent.post(&format!("{}{path}", megatron.url)).header(
+        "authorization",
+        &format!("Bearer {}", megatron.admin_token()),
+    );
     reply(
         request
             .header("content-type", "application/json")

@@ -228,6 +228,7 @@ fn the_cli_adds_repos_forces_and_waits() {
         let out = Command::new(BIN)
             .args(args)
             .env("CONSTRUCTICON_MEGATRON", &megatron.url)
+            .env("CONSTRUCTICON_USER_TOKEN", megatron.admin_token())
             .output()
             .expect("cli");
         (

@@ -32,6 +32,7 @@ fn open(dir: &Path, cybertron: &str) -> Arc<State> {
 }
 
 const CYBERTRON: &str = r#"cybertron = #{
+    repos: #{ allow: ["/*"] },
     workers: #{ w1: #{} },
     schedulers: #{ nightly: #{ type: "time", hour: 3, parameters: #{ depth: "full" } } },
     time_zone: "+01:00",
@@ -161,6 +162,7 @@ fn collapse_keeps_only_the_newest_pending_build_per_branch() {
             .force(
                 builder,
                 constructicon::megatron::queue::ForceRequest::default(),
+                None,
             )
             .expect("force")
             .id

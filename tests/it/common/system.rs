@@ -46,6 +46,8 @@ pub fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) ->
 /// A megatron process with its own data dir.
 pub struct Megatron {
     child: Option<Child>,
+    /// Flags beyond the test timings, kept for restarts.
+    flags: Vec<String>,
     pub url: String,
     pub address: String,
     pub dir: PathBuf,
@@ -66,17 +68,28 @@ pub const TIMING: &[&str] = &[
 ];
 
 impl Megatron {
-    /// Starts a megatron with this cybertron in a new temp dir.
+    /// Starts a megatron with this cybertron in a new temp dir. Tests
+    /// register repos from local paths, so unless the cybertron says which
+    /// repos it allows, local ones are allowed.
     pub fn start(cybertron: &str) -> Megatron {
+        Megatron::start_with_flags(cybertron, &[])
+    }
+
+    /// [`Megatron::start`] with more command-line flags.
+    pub fn start_with_flags(cybertron: &str, flags: &[&str]) -> Megatron {
         let temp = tempfile::tempdir().expect("tempdir");
         let dir = temp.path().to_path_buf();
+        let cybertron = format!(
+            "{cybertron}\nif !(\"repos\" in cybertron) {{ cybertron.repos = #{{ allow: [\"/*\"] }}; }}\n"
+        );
         std::fs::write(dir.join("cybertron.rhai"), cybertron).expect("write cybertron");
-        let mut megatron = Megatron::spawn(&dir, "127.0.0.1:0");
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let mut megatron = Megatron::spawn(&dir, "127.0.0.1:0", &flags);
         megatron._temp = Some(temp);
         megatron
     }
 
-    fn spawn(dir: &Path, listen: &str) -> Megatron {
+    fn spawn(dir: &Path, listen: &str, flags: &[String]) -> Megatron {
         let mut child = Command::new(BIN)
             .arg("megatron")
             .arg("--cybertron")
@@ -86,6 +99,7 @@ impl Megatron {
             .arg("--listen")
             .arg(listen)
             .args(TIMING)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -105,6 +119,7 @@ impl Megatron {
         std::thread::spawn(move || for _ in lines.by_ref() {});
         Megatron {
             child: Some(child),
+            flags: flags.to_vec(),
             url: format!("http://{address}"),
             address,
             dir: dir.to_path_buf(),
@@ -138,7 +153,9 @@ impl Megatron {
         let deadline = Instant::now() + Duration::from_secs(5);
         // The old socket may linger a moment.
         loop {
-            let mut again = std::panic::catch_unwind(|| Megatron::spawn(&self.dir, &address));
+            let flags = self.flags.clone();
+            let mut again =
+                std::panic::catch_unwind(|| Megatron::spawn(&self.dir, &address, &flags));
             match again.as_mut() {
                 Ok(megatron) => {
                     self.child = megatron.child.take();
@@ -153,19 +170,37 @@ impl Megatron {
         self._temp = temp;
     }
 
+    /// A GET with the admin token, as automation with the data dir calls.
     pub fn get(&self, path: &str) -> (u16, Value) {
-        reply(agent().get(&format!("{}{path}", self.url)).call())
+        reply(
+            agent()
+                .get(&format!("{}{path}", self.url))
+                .header("authorization", &format!("Bearer {}", self.admin_token()))
+                .call(),
+        )
     }
 
     pub fn get_text(&self, path: &str) -> String {
         let mut response = agent()
             .get(&format!("{}{path}", self.url))
+            .header("authorization", &format!("Bearer {}", self.admin_token()))
             .call()
             .expect("get");
         response.body_mut().read_to_string().expect("text")
     }
 
+    /// A POST with the admin token, as automation with the data dir calls.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        reply(
+            agent()
+                .post(&format!("{}{path}", self.url))
+                .header("authorization", &format!("Bearer {}", self.admin_token()))
+                .send_json(body),
+        )
+    }
+
+    /// A POST with no credentials at all.
+    pub fn post_anonymous(&self, path: &str, body: &Value) -> (u16, Value) {
         reply(agent().post(&format!("{}{path}", self.url)).send_json(body))
     }
 

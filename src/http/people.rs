@@ -1,0 +1,104 @@
+//! People's and workers' credentials, for admins: `POST /api/v1/people/{person}/tokens`
+//! issues a personal token (shown once; only its hash is kept), `GET` lists
+//! them by id, `DELETE` revokes them; `DELETE /api/v1/workers/{name}/token`
+//! revokes a worker's. And `GET /api/v1/whoami`, for anyone.
+
+use super::error::ApiError;
+use super::guard::{bearer, cookie};
+use crate::access::caller::{resolve, Refused, SESSION_COOKIE};
+use crate::access::people::{issue_person_token, revoke_person_tokens};
+use crate::config::access::Role;
+use crate::megatron::state::State;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+type AppState = Extract<Arc<State>>;
+
+pub async fn issue_token(
+    state: AppState,
+    Path(person): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = person.clone();
+    let issued = state.blocking(move |s| issue_person_token(s, &who)).await?;
+    tracing::info!(person = %person, id = %issued.id, "personal token issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "person": person, "id": issued.id, "token": issued.token })),
+    ))
+}
+
+pub async fn list_tokens(
+    state: AppState,
+    Path(person): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = person.clone();
+    let tokens = state
+        .blocking(move |s| s.store.person_tokens(&who))
+        .await
+        .map_err(crate::megatron::error::Error::from)?;
+    Ok(Json(json!({ "person": person, "tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeQuery {
+    /// One token's id; without it every token of the person goes.
+    id: Option<String>,
+}
+
+pub async fn revoke_tokens(
+    state: AppState,
+    Path(person): Path<String>,
+    Query(query): Query<RevokeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let who = person.clone();
+    let id = query.id.clone();
+    let revoked = state
+        .blocking(move |s| revoke_person_tokens(s, &who, id.as_deref()))
+        .await?;
+    tracing::info!(person = %person, revoked, "personal tokens revoked");
+    Ok(Json(json!({ "person": person, "revoked": revoked })))
+}
+
+pub async fn revoke_worker_token(
+    state: AppState,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let worker = name.clone();
+    let revoked = state
+        .blocking(move |s| {
+            let had = s.store.delete_token_hash(&worker)?;
+            s.store.flush()?;
+            Ok::<_, crate::store::Error>(had)
+        })
+        .await
+        .map_err(crate::megatron::error::Error::from)?;
+    tracing::info!(worker = %name, revoked, "worker token revoked");
+    Ok(Json(json!({ "worker": name, "revoked": revoked })))
+}
+
+/// Who the request's credentials name, and their roles: what `constructicon
+/// login` checks a token with.
+pub async fn whoami(state: AppState, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let token = bearer(&headers).map(str::to_string);
+    let session = cookie(&headers, SESSION_COOKIE).map(str::to_string);
+    let caller = state
+        .blocking(move |s| resolve(s, token.as_deref(), session.as_deref(), None))
+        .await
+        .map_err(|e| match e {
+            Refused::UnknownToken => ApiError::unauthorized(e.to_string()),
+            Refused::Store(e) => crate::megatron::error::Error::from(e).into(),
+        })?;
+    let everywhere = caller.role_on(None).map(Role::as_str);
+    Ok(Json(json!({
+        "person": caller.name(),
+        "anonymous": caller.is_anonymous(),
+        "role": everywhere,
+        // A browser script needs it to change anything; only a caller with
+        // the cookie can read it (no other origin can read this answer).
+        "csrf": caller.csrf(),
+    })))
+}

@@ -1,0 +1,87 @@
+//! Repos: register (maintainers, within cybertron's allow-list), list, show,
+//! refresh.
+
+use super::error::ApiError;
+use super::extract::parse_json;
+use super::views::repo_view;
+use crate::access::caller::Caller;
+use crate::config::access::Role;
+use crate::megatron::state::State;
+use crate::sync::read;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State as Extract};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+type AppState = Extract<Arc<State>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddRepo {
+    url: String,
+    branch: Option<String>,
+}
+
+pub async fn add_repo(
+    state: AppState,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: AddRepo = parse_json(&body)?;
+    if let Some(why) = read(&state.cybertron).spec.repos.refusal(&request.url) {
+        return Err(ApiError::bad_request(why));
+    }
+    let name = crate::model::repo_name_from_url(&request.url);
+    if let Some(name) = &name {
+        if !caller.may(Role::Maintainer, name) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} does not hold the maintainer role on repo {name}",
+                    caller.name().unwrap_or("an anonymous caller")
+                ),
+            ));
+        }
+    }
+    let existed = name.is_some_and(|n| read(&state.repos).contains_key(&n));
+    let repo = state
+        .blocking(move |s| s.add_repo(&request.url, request.branch))
+        .await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(repo_view(&repo))).into_response())
+}
+
+pub async fn list_repos(state: AppState, Extension(caller): Extension<Caller>) -> Json<Value> {
+    let repos = read(&state.repos);
+    let mut views: Vec<Value> = repos
+        .values()
+        .filter(|r| caller.may(Role::Viewer, &r.record.name))
+        .map(repo_view)
+        .collect();
+    views.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Json(json!({ "repos": views }))
+}
+
+pub async fn get_repo(state: AppState, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let repos = read(&state.repos);
+    let repo = repos
+        .get(&name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("repo {name} not found")))?;
+    Ok(Json(repo_view(repo)))
+}
+
+pub async fn refresh_repo(
+    state: AppState,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let repo = state.blocking(move |s| s.refresh_repo(&name)).await?;
+    Ok(Json(repo_view(&repo)))
+}
