@@ -22,6 +22,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod forge;
+pub mod git_auth;
 pub mod http;
 pub mod megatron;
 pub mod model;

@@ -2,6 +2,7 @@
 //! artifact rules tying `upload`, `zip`, `unzip` and `url` together. Both
 //! scripts use it: a repo for each builder, cybertron for `builder_base`.
 
+use super::access::credentials_in_url;
 use super::read_checks::one_line;
 use super::reader::{child, index, Fields, Reader};
 use super::spec::{
@@ -260,6 +261,11 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
         let Some((url, revision, builder)) = dep else {
             continue;
         };
+        // A dep's URL is shown in builds and logs: no password in it.
+        if let Some(why) = credentials_in_url(&url) {
+            reader.problem(&path, why);
+            continue;
+        }
         let Some(name) = crate::model::repo_name_from_url(&url) else {
             reader.problem(
                 &path,

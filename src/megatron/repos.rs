@@ -9,6 +9,7 @@
 use super::error::{Error, Result};
 use super::state::{RepoState, State};
 use crate::config::{self, evaluate_repo, RepoInput, SourceLoader, CONSTRUCTICON_FILE};
+use crate::git_auth::use_git_credentials;
 use crate::model::repo_name_from_url;
 use crate::store::{now_ms, GraphRecord, RepoError, RepoRecord};
 use crate::sync::{lock, read, write};
@@ -51,6 +52,7 @@ fn fetch_options<'a>() -> git2::FetchOptions<'a> {
     let deadline = Instant::now() + FETCH_DEADLINE;
     let mut callbacks = git2::RemoteCallbacks::new();
     callbacks.transfer_progress(move |_| Instant::now() < deadline);
+    use_git_credentials(&mut callbacks);
     let mut options = git2::FetchOptions::new();
     options.prune(git2::FetchPrune::On);
     options.remote_callbacks(callbacks);

@@ -15,6 +15,7 @@
 //! a crash between the two, a commit may go unbuilt but is never built
 //! twice, and a restart does not rebuild heads already seen.
 
+use crate::config::access::redact_url;
 use crate::config::spec::SchedulerSpec;
 use crate::megatron::error::{Error, Result};
 use crate::megatron::queue::StartRequest;
@@ -246,7 +247,7 @@ impl State {
         if let Err(e) = result {
             // Only the store can fail here; the fetch's own failures were
             // handled inside. Say so and carry on with the other URLs.
-            tracing::error!(url = %target.url, error = %e, "polling");
+            tracing::error!(url = %redact_url(&target.url), error = %e, "polling");
         }
         report
     }
@@ -278,7 +279,7 @@ impl State {
                 match record {
                     Some(record) => self.show_fetch_error(record, format!("{e:#}"))?,
                     None => {
-                        tracing::warn!(url = %target.url, error = format!("{e:#}"), "fetching a dep")
+                        tracing::warn!(url = %redact_url(&target.url), error = format!("{e:#}"), "fetching a dep")
                     }
                 }
                 return Ok(());

@@ -8,6 +8,7 @@
 //!
 //! git2 is blocking, which suits the worker: it runs on the job's thread.
 
+use crate::git_auth::use_git_credentials;
 use crate::model::check_name;
 use anyhow::Context;
 use git2::build::{CheckoutBuilder, RepoBuilder};
@@ -189,6 +190,7 @@ fn open_or_clone(
 fn fetch_options<'a>(stop: &'a dyn Fn() -> bool) -> FetchOptions<'a> {
     let mut callbacks = RemoteCallbacks::new();
     callbacks.transfer_progress(move |_| !stop());
+    use_git_credentials(&mut callbacks);
     let mut options = FetchOptions::new();
     options
         .remote_callbacks(callbacks)

@@ -178,6 +178,12 @@ fn required_keys_are_reported_missing() {
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], deps: [#{ revision: "v1" }] } } };"#,
         &[r#"builders.b.deps[0]: missing required key "url""#],
     );
+    check(
+        r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], deps: ["https://ana:hunter2@e.com/d.git"] } } };"#,
+        &[
+            r#"builders.b.deps[0]: https://***@e.com/d.git holds credentials; they do not belong in a repo URL (which is shown to everyone): configure them in the megatron's git credentials instead (a credential helper or ~/.git-credentials of the user it runs as)"#,
+        ],
+    );
 }
 
 #[test]

@@ -612,3 +612,103 @@ fn connections_past_the_cap_get_a_503_not_a_hang() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_command_line_issues_keeps_and_revokes_personal_tokens() {
+    use crate::common::system::Megatron;
+    let megatron = Megatron::start(
+        r#"cybertron = #{ workers: #{ w1: #{} }, access: #{ anonymous: "viewer", people: #{ olga: "operator" } } };"#,
+    );
+    let repo = GitRepo::new("hello", REPO);
+    megatron.add_repo(&repo.url());
+    let config = tempfile::tempdir().expect("config home");
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("CONSTRUCTICON_MEGATRON", &megatron.url)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("CONSTRUCTICON_USER_TOKEN")
+            .stdin(Stdio::null());
+        if let Some(token) = token {
+            command.env("CONSTRUCTICON_USER_TOKEN", token);
+        }
+        let out = command.output().expect("cli");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let admin_file = megatron.dir.join("data").join("admin-token");
+    let admin_file = admin_file.to_str().expect("path");
+    let (code, token, err) = cli(
+        &[
+            "token",
+            "--person",
+            "olga",
+            "--admin-token-file",
+            admin_file,
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let token = token.trim().to_string();
+    assert_eq!(token.len(), 32, "{token}");
+
+    // Anonymous forcing is refused, with a word on how to sign in.
+    let (code, _, err) = cli(&["force", "hello-basic"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("this needs the operator role"), "{err}");
+
+    let (code, out, err) = cli(&["login", "--token", &token], None);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("as olga (role: operator)"), "{out}");
+    let file = config.path().join("constructicon").join("credentials.json");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file)
+        .expect("the credentials file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (code, out, err) = cli(&["force", "hello-basic"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let id: u64 = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.trim_end_matches(':').parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(megatron.build(id)["reason"], "forced by olga");
+
+    let (code, _, _) = cli(&["logout"], None);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = cli(&["force", "hello-basic"], None);
+    assert_eq!(
+        code,
+        Some(1),
+        "logged out, the token is no longer sent: {err}"
+    );
+
+    let (code, out, err) = cli(
+        &[
+            "token",
+            "--person",
+            "olga",
+            "--revoke",
+            "--admin-token-file",
+            admin_file,
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("revoked 1 token(s) of olga"), "{out}");
+    let (code, _, err) = cli(&["force", "hello-basic"], Some(&token));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("the bearer token is unknown or was revoked"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["login", "--token", &token], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown or was revoked"), "{err}");
+}

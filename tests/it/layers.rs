@@ -24,6 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("token", &[]),
     ("model", &[]),
     ("process", &[]),
+    ("git_auth", &[]),
     // Scripts in, graph out: pure.
     ("config", &["alloc", "sync", "model"]),
     // Wire and disk forms.
@@ -35,7 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "megatron",
         &[
-            "store", "config", "protocol", "model", "forge", "sync", "token",
+            "store", "config", "protocol", "model", "forge", "sync", "token", "git_auth",
         ],
     ),
     // People, roles, tokens, sessions, forge login.
@@ -76,7 +77,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // The worker: could be its own crate.
-    ("worker", &["protocol", "model", "config", "sync"]),
+    (
+        "worker",
+        &["protocol", "model", "config", "sync", "git_auth"],
+    ),
     // The command line.
     ("client", &["protocol", "model"]),
     ("cli", &[]),
