@@ -144,6 +144,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let link = state.blocking(|s| people::login_link(s, PERSON, 60)).await?;
         let person_token = state.blocking(|s| people::issue_person_token(s, PERSON)).await?;
         state.queue_changed.notify_waiters();
+        state.announce();
         println!("constructicon demo is up: http://{address}/");
         println!("  megatron data: {}", data.join("megatron").display());
         println!("  example repo:  {} (builders: {})", repo_dir.display(), repo.graph.as_ref().map(|g| g.graph.builders.len()).unwrap_or(0));

@@ -47,5 +47,6 @@ pub async fn issue_token(
 pub async fn reload(state: AppState) -> Result<Json<Value>, ApiError> {
     let repos = state.blocking(|s| s.reload_cybertron()).await?;
     state.queue_changed.notify_waiters();
+    state.announce();
     Ok(Json(json!({ "repos": repos })))
 }

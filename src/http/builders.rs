@@ -108,6 +108,7 @@ pub async fn force(
         .blocking(move |s| s.force(&name, request, by.as_deref()))
         .await?;
     state.queue_changed.notify_waiters();
+    state.announce();
     Ok((
         StatusCode::CREATED,
         Json(json!({ "build": build.id, "number": build.number })),

@@ -54,6 +54,8 @@ pub struct LogQuery {
     offset: Option<u64>,
     /// Keep the response open and stream output until the step ends.
     follow: Option<bool>,
+    /// Ask the browser to save it as a file.
+    download: Option<bool>,
 }
 
 /// How much of a log one read takes from the store.
@@ -80,7 +82,18 @@ pub async fn step_log(
             .blocking(move |s| s.store.read_log(id, step, offset, usize::MAX))
             .await;
         let bytes = bytes.map_err(crate::megatron::Error::from)?;
-        return Ok((headers, bytes).into_response());
+        let mut response = (headers, bytes).into_response();
+        if query.download.unwrap_or(false) {
+            let name = format!("{}-{}-step{step}.log", build.builder, build.number);
+            if let Ok(value) =
+                axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+            {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
+            }
+        }
+        return Ok(response);
     }
     let stream = futures_util::stream::unfold(
         (state.0.clone(), offset, false),
@@ -128,10 +141,20 @@ pub async fn queue(
 ) -> Result<Json<Value>, ApiError> {
     let queued = state.blocking(|s| s.store.queued_builds()).await;
     let queued = queued.map_err(crate::megatron::Error::from)?;
+    let waits: std::collections::HashMap<u64, String> = state
+        .queue_waits()
+        .into_iter()
+        .map(|(build, wait)| (build, wait.describe()))
+        .collect();
     let pending: Vec<Value> = queued
         .iter()
         .filter(|b| caller.may(Role::Viewer, &b.repo))
-        .map(|b| json!({ "build": b.id, "builder": b.builder, "number": b.number, "reason": b.reason, "created": b.created }))
+        .map(|b| {
+            json!({
+                "build": b.id, "builder": b.builder, "number": b.number, "reason": b.reason,
+                "by": b.by, "created": b.created, "waiting": waits.get(&b.id),
+            })
+        })
         .collect();
     let held: Vec<Value> = lock(&state.dispatcher)
         .held_resources()
@@ -139,4 +162,35 @@ pub async fn queue(
         .map(|(resource, build)| json!({ "resource": resource, "build": build }))
         .collect();
     Ok(Json(json!({ "pending": pending, "resources": held })))
+}
+
+/// `POST /api/v1/builds/{id}/rebuild`: the same revisions, pins and
+/// parameters, queued again by the caller.
+pub async fn rebuild(
+    state: AppState,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = parse_id(&id)?;
+    let by = caller.name().map(str::to_string);
+    let build = state
+        .blocking(move |s| s.rebuild(id, by.as_deref()))
+        .await?;
+    state.queue_changed.notify_waiters();
+    state.announce();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "build": build.id, "number": build.number, "builder": build.builder })),
+    ))
+}
+
+/// `GET /api/v1/workers`: every declared worker, online or not, and what
+/// it runs; a user worker only to those who may see its repo.
+pub async fn workers(state: AppState, Extension(caller): Extension<Caller>) -> Json<Value> {
+    let workers: Vec<_> = state
+        .workers()
+        .into_iter()
+        .filter(|w| w.repo.as_ref().is_none_or(|r| caller.may(Role::Viewer, r)))
+        .collect();
+    Json(json!({ "workers": workers }))
 }

@@ -112,7 +112,8 @@ async fn scope_of(state: &Arc<State>, params: &RawPathParams) -> Option<String> 
         match key {
             "repo" => return Some(value.to_string()),
             "name" | "builder" => {
-                if let Some((repo, _)) = state.builder_owner(value) {
+                let builder = value.strip_suffix(".svg").unwrap_or(value);
+                if let Some((repo, _)) = state.builder_owner(builder) {
                     return Some(repo);
                 }
             }

@@ -8,6 +8,7 @@
 mod admin;
 mod artifacts;
 mod auth;
+mod badge;
 mod builders;
 mod builds;
 mod error;
@@ -115,7 +116,15 @@ fn routes(state: Arc<State>) -> Routes {
             view,
             artifacts::download,
         )
+        .at(
+            M::POST,
+            "/api/v1/builds/{id}/rebuild",
+            operate,
+            builds::rebuild,
+        )
         .at(M::GET, "/api/v1/queue", view, builds::queue)
+        .at(M::GET, "/api/v1/workers", view, builds::workers)
+        .at(M::GET, "/badge/{builder}", view, badge::badge)
         .at(M::POST, "/api/v1/hooks/push", Webhook, hooks::push)
         .at(M::POST, "/api/v1/admin/reload", admin, admin::reload)
         .at(

@@ -194,6 +194,26 @@ impl Dispatcher {
             .collect()
     }
 
+    /// When a worker last asked for work or reported.
+    pub fn last_seen(&self, worker: &str) -> Option<Instant> {
+        self.seen.get(worker).copied()
+    }
+
+    /// The build a worker runs now.
+    pub fn busy_with(&self, worker: &str) -> Option<u64> {
+        self.busy.get(worker).copied()
+    }
+
+    /// The build holding a resource now.
+    pub fn holder(&self, resource: &str) -> Option<u64> {
+        self.held.get(resource).copied()
+    }
+
+    /// The pending builds in queue order.
+    pub fn pending_in_order(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.values()
+    }
+
     /// Who holds each resource now, for the API.
     pub fn held_resources(&self) -> Vec<(String, u64)> {
         let mut held: Vec<(String, u64)> = self.held.iter().map(|(r, b)| (r.clone(), *b)).collect();

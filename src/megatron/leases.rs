@@ -125,7 +125,9 @@ pub async fn lease_loop(state: Arc<State>) {
             Ok(n) => {
                 tracing::info!(builds = n, "leases expired");
                 state.queue_changed.notify_waiters();
+                state.announce();
                 state.build_changed.notify_waiters();
+                state.announce();
             }
             Err(e) => tracing::error!(error = %e, "checking leases"),
         }

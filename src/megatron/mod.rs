@@ -13,6 +13,7 @@
 //! - [`leases`]: lease checks and expiry.
 //! - [`horizon`]: history kept per builder.
 //! - [`artifacts`]: uploads, archives and reads of build results.
+//! - [`workers`]: the workers as people see them; why pending builds wait.
 
 pub mod artifacts;
 pub mod claim;
@@ -24,6 +25,7 @@ pub mod queue;
 pub mod reports;
 pub mod repos;
 pub mod state;
+pub mod workers;
 
 pub use error::{Error, Result};
 pub use state::{admin_token_path, Options, RepoState, State, Timing, DEFAULT_MAX_ARTIFACT_BYTES};

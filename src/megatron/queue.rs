@@ -255,6 +255,32 @@ impl State {
         Ok(())
     }
 
+    /// Queues the build again: the same revision, the same commits of
+    /// every dep (as the first run resolved them, else as pinned) and the
+    /// same parameters, under the builder's current spec.
+    pub fn rebuild(&self, id: u64, by: Option<&str>) -> Result<BuildRecord> {
+        let old = self.store.build(id)?;
+        if old.state != BuildState::Finished {
+            return Err(Error::Conflict(format!(
+                "build {id} ({} #{}) has not finished; rebuild it once it has",
+                old.builder, old.number
+            )));
+        }
+        let mut pins = old.pins.clone();
+        pins.extend(old.revisions.clone());
+        pins.remove(&old.repo_url);
+        let who = by.map(|b| format!(" by {b}")).unwrap_or_default();
+        self.start_build(StartRequest {
+            builder: old.builder.clone(),
+            parameters: old.parameters.clone(),
+            revision: Some(old.revision.clone()),
+            branch: old.branch.clone(),
+            pins,
+            reason: format!("rebuild of {} #{}{who}", old.builder, old.number),
+            by: by.map(str::to_string),
+        })
+    }
+
     /// Cancels a build: a queued one ends at once, a running one is told to
     /// stop through its worker's heartbeat.
     pub fn cancel(&self, id: u64, by: Option<&str>) -> Result<BuildRecord> {
@@ -285,6 +311,7 @@ impl State {
         };
         self.store.flush()?;
         self.build_changed.notify_waiters();
+        self.announce();
         Ok(build)
     }
 }

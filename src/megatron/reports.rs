@@ -77,9 +77,11 @@ impl State {
             self.store.append_log(id, step, record.log_chunks, bytes)?;
             record.log_chunks += 1;
             record.log_bytes += bytes.len() as u64;
+            record.log_lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
             Ok(())
         })?;
         self.build_changed.notify_waiters();
+        self.announce();
         Ok(())
     }
 
@@ -103,6 +105,7 @@ impl State {
         })?;
         self.store.flush()?;
         self.build_changed.notify_waiters();
+        self.announce();
         Ok(())
     }
 
@@ -127,7 +130,9 @@ impl State {
         self.apply_horizon(&build.builder)?;
         self.store.flush()?;
         self.queue_changed.notify_waiters();
+        self.announce();
         self.build_changed.notify_waiters();
+        self.announce();
         Ok(build)
     }
 
@@ -149,6 +154,7 @@ impl State {
         }
         self.store.flush()?;
         self.queue_changed.notify_waiters();
+        self.announce();
         Ok(())
     }
 }

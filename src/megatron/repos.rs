@@ -298,6 +298,7 @@ impl State {
                     commit: None,
                     message: format!("{e:#}"),
                     errors: Vec::new(),
+                    rendered: String::new(),
                     at: now_ms(),
                 });
                 return self.save_repo(record, None);
@@ -310,6 +311,7 @@ impl State {
                     "{CONSTRUCTICON_FILE} not found at the root of the repo at {commit}"
                 ),
                 errors: Vec::new(),
+                rendered: String::new(),
                 at: now_ms(),
             });
             return self.save_repo(record, None);
@@ -333,6 +335,7 @@ impl State {
                     "{count} {} in {CONSTRUCTICON_FILE} at {commit}",
                     if count == 1 { "error" } else { "errors" }
                 ),
+                rendered: config::diagnostic::render(&evaluation.errors, &evaluation.sources),
                 errors: evaluation.errors,
                 at: now_ms(),
             });
@@ -356,6 +359,7 @@ impl State {
                 commit: Some(commit.clone()),
                 message: format!("builder {builder} is already defined by repo {other}"),
                 errors: Vec::new(),
+                rendered: String::new(),
                 at: now_ms(),
             });
             return self.save_repo(record, None);

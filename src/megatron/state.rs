@@ -78,6 +78,9 @@ pub struct State {
     /// Woken when a build changes (cancel, new output, end): heartbeat and
     /// log-follow long-polls wait on it.
     pub build_changed: Notify,
+    /// Counts every change of a build or the queue; live pages watch it, so
+    /// one that was busy when a change came still sees it.
+    pub changes: tokio::sync::watch::Sender<u64>,
     /// Repos by name.
     pub repos: RwLock<HashMap<String, RepoState>>,
     /// Serialises read-modify-write of build records (worker reports and
@@ -140,6 +143,7 @@ impl State {
             dispatcher: Mutex::new(Dispatcher::default()),
             queue_changed: Notify::new(),
             build_changed: Notify::new(),
+            changes: tokio::sync::watch::Sender::new(0),
             repos: RwLock::new(HashMap::new()),
             build_write: Mutex::new(()),
             refreshing: Mutex::new(HashMap::new()),
@@ -185,6 +189,11 @@ impl State {
             );
         }
         Ok(())
+    }
+
+    /// Tells live pages that something changed.
+    pub fn announce(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Runs synchronous work (sled, git2, evaluation) on the blocking pool.

@@ -283,6 +283,36 @@ impl Store {
         Ok(builds)
     }
 
+    /// A builder's builds numbered below `before` (all when `None`), newest
+    /// first, at most `limit`: one page of its history, read without
+    /// touching the pages after it.
+    pub fn builder_builds_before(
+        &self,
+        builder: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<BuildRecord>> {
+        let start = history_key(builder, 0);
+        let end = match before {
+            Some(number) => history_key(builder, number),
+            None => {
+                let mut end = builder.as_bytes().to_vec();
+                end.push(1);
+                end
+            }
+        };
+        let mut builds = Vec::new();
+        for item in self.history.range(start..end).rev().take(limit) {
+            let (_, id) = item?;
+            match self.build(be_u64(&id)) {
+                Ok(build) => builds.push(build),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(builds)
+    }
+
     /// Deletes a builder's finished builds beyond the newest `keep`, with their
     /// logs; returns the ids removed.
     pub fn apply_horizon(&self, builder: &str, keep: usize) -> Result<Vec<u64>> {

@@ -31,6 +31,10 @@ pub struct RepoError {
     pub message: String,
     /// The config's errors with their positions, when evaluation failed.
     pub errors: Vec<Diagnostic>,
+    /// The errors as `constructicon eval` prints them: each with its source
+    /// line and a caret.
+    #[serde(default)]
+    pub rendered: String,
     pub at: u64,
 }
 
@@ -130,6 +134,10 @@ pub struct StepRecord {
     pub log_bytes: u64,
     /// Chunks of output so far (the next chunk's index).
     pub log_chunks: u32,
+    /// Newlines in the output so far: pages number a log's tail without
+    /// reading what comes before it.
+    #[serde(default)]
+    pub log_lines: u64,
 }
 
 impl StepRecord {
@@ -144,6 +152,7 @@ impl StepRecord {
             finished: None,
             log_bytes: 0,
             log_chunks: 0,
+            log_lines: 0,
         }
     }
 }

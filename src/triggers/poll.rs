@@ -314,6 +314,7 @@ impl State {
             commit: None,
             message,
             errors: Vec::new(),
+            rendered: String::new(),
             at: now_ms(),
         });
         self.save_repo(record, None)?;
@@ -427,6 +428,7 @@ impl State {
         }
         if started > 0 {
             self.queue_changed.notify_waiters();
+            self.announce();
         }
         started
     }

@@ -172,6 +172,7 @@ pub async fn time_loop(state: std::sync::Arc<State>) {
             Ok(n) => {
                 tracing::info!(builds = n, "time schedulers started builds");
                 state.queue_changed.notify_waiters();
+                state.announce();
             }
             Err(e) => tracing::error!(error = %e, "running the time schedulers"),
         }

@@ -1,106 +1,183 @@
-//! The home page at `/`: repos (with their config errors), builders and
-//! their latest builds. Everything on it comes from the JSON API too.
+//! The home page: every repo the caller may see, each builder's last builds
+//! as coloured cells (one glance says what is red), a filter by name, and
+//! the queue and the workers in numbers.
 
+use super::format::{absolute, ago, build_label, iso};
+use super::page::{render, Nav};
 use crate::access::caller::Caller;
-use crate::config::access::{redact_url, Role};
+use crate::config::access::Role;
 use crate::megatron::state::State;
-use crate::sync::read;
-use axum::extract::{Extension, State as Extract};
-use axum::response::Html;
-use std::fmt::Write as _;
+use crate::store::{now_ms, BuildRecord};
+use crate::sync::{lock, read};
+use askama::Template;
+use axum::extract::{Extension, Query, State as Extract};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
 use std::sync::Arc;
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// Cells shown per builder.
+const CELLS: usize = 20;
+
+pub struct Cell {
+    pub id: u64,
+    pub class: &'static str,
+    pub title: String,
+}
+
+pub struct Last {
+    pub word: &'static str,
+    pub class: &'static str,
+    pub ago: String,
+    pub iso: String,
+    pub absolute: String,
+}
+
+pub struct BuilderRow {
+    pub name: String,
+    pub cells: Vec<Cell>,
+    pub last: Option<Last>,
+}
+
+pub struct RepoRow {
+    pub name: String,
+    pub broken: bool,
+    pub error: String,
+    /// The config's first errors, `file:line:col: path: message`.
+    pub diagnostics: Vec<String>,
+    pub builders: Vec<BuilderRow>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    nav: Nav,
+    q: String,
+    repos: Vec<RepoRow>,
+    queued: usize,
+    running: usize,
+    online: usize,
+    workers: usize,
+}
+
+#[derive(Deserialize)]
+pub struct Filter {
+    q: Option<String>,
+}
+
+/// A cell's hover text: "#12 success · 3 min ago · forced by ana".
+fn title(build: &BuildRecord, now: u64) -> String {
+    let label = build_label(build);
+    let when = build.finished.or(build.started).unwrap_or(build.created);
+    format!(
+        "#{} {} · {} · {}",
+        build.number,
+        label.word,
+        ago(when, now),
+        build.reason
+    )
 }
 
 pub async fn index(
     state: Extract<Arc<State>>,
     Extension(caller): Extension<Caller>,
-) -> Html<String> {
-    let repos: Vec<_> = {
-        let repos = read(&state.repos);
-        let mut list: Vec<_> = repos
-            .values()
-            .filter(|r| caller.may(Role::Viewer, &r.record.name))
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.record.name.cmp(&b.record.name));
-        list
-    };
-    let builders: Vec<String> = repos
-        .iter()
-        .filter_map(|r| r.graph.as_ref())
-        .flat_map(|g| g.graph.builders.keys().cloned())
+    Query(filter): Query<Filter>,
+) -> Response {
+    let q = filter.q.unwrap_or_default();
+    let needle = q.to_lowercase();
+    let mut shown: Vec<(String, bool, String, Vec<String>, Vec<String>)> = read(&state.repos)
+        .values()
+        .filter(|r| caller.may(Role::Viewer, &r.record.name))
+        .map(|r| {
+            let builders: Vec<String> = r
+                .graph
+                .as_ref()
+                .map(|g| {
+                    g.graph
+                        .builders
+                        .keys()
+                        .filter(|b| needle.is_empty() || b.to_lowercase().contains(&needle))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let error = r.record.error.as_ref().map(|e| e.message.clone());
+            let diagnostics = r
+                .record
+                .error
+                .iter()
+                .flat_map(|e| e.errors.iter().take(5).map(ToString::to_string))
+                .collect();
+            (
+                r.record.name.clone(),
+                error.is_some(),
+                error.unwrap_or_default(),
+                diagnostics,
+                builders,
+            )
+        })
+        .filter(|(_, _, _, _, builders)| needle.is_empty() || !builders.is_empty())
         .collect();
-    let latest = state
+    shown.sort_by(|a, b| a.0.cmp(&b.0));
+    let rows = state
         .blocking(move |s| {
-            builders
+            let now = now_ms();
+            shown
                 .into_iter()
-                .map(|b| {
-                    let last = s.store.builder_builds(&b, 1).ok().and_then(|mut v| v.pop());
-                    (b, last)
+                .map(|(name, broken, error, diagnostics, builders)| RepoRow {
+                    name,
+                    broken,
+                    error,
+                    diagnostics,
+                    builders: builders
+                        .into_iter()
+                        .map(|builder| {
+                            let builds =
+                                s.store.builder_builds(&builder, CELLS).unwrap_or_default();
+                            let last = builds.iter().find(|b| b.result.is_some()).map(|b| {
+                                let label = build_label(b);
+                                let when = b.finished.unwrap_or(b.created);
+                                Last {
+                                    word: label.word,
+                                    class: label.class,
+                                    ago: ago(when, now),
+                                    iso: iso(when),
+                                    absolute: absolute(when),
+                                }
+                            });
+                            BuilderRow {
+                                cells: builds
+                                    .iter()
+                                    .map(|b| Cell {
+                                        id: b.id,
+                                        class: build_label(b).class,
+                                        title: title(b, now),
+                                    })
+                                    .collect(),
+                                last,
+                                name: builder,
+                            }
+                        })
+                        .collect(),
                 })
                 .collect::<Vec<_>>()
         })
         .await;
-
-    let mut page = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>constructicon</title>\
-         <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
-         td,th{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}\
-         .success{color:#080}.warnings{color:#a60}.failure,.exception{color:#c00}.cancelled{color:#666}\
-         pre{background:#fee;padding:.5em}</style></head><body><h1>constructicon</h1>",
-    );
-    let _ = write!(
-        page,
-        "<h2>Repos</h2><table><tr><th>repo</th><th>url</th><th>commit</th><th>status</th></tr>"
-    );
-    for repo in &repos {
-        let record = &repo.record;
-        let status = match &record.error {
-            Some(error) => {
-                let mut text = format!("<pre>{}", escape(&error.message));
-                for diagnostic in &error.errors {
-                    let _ = write!(text, "\n{}", escape(&diagnostic.to_string()));
-                }
-                text + "</pre>"
-            }
-            None => "ok".to_string(),
-        };
-        let _ = write!(
-            page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{status}</td></tr>",
-            escape(&record.name),
-            escape(&redact_url(&record.url)),
-            escape(record.commit.as_deref().unwrap_or("-")),
-        );
-    }
-    let _ = write!(
-        page,
-        "</table><h2>Builders</h2><table><tr><th>builder</th><th>last build</th></tr>"
-    );
-    for (builder, last) in &latest {
-        let last = match last {
-            Some(build) => {
-                let result = build.result.map_or("running", |r| r.as_str());
-                format!(
-                    "<a href=\"/api/v1/builds/{}\">#{}</a> <span class=\"{result}\">{result}</span>",
-                    build.id, build.number
-                )
-            }
-            None => "-".to_string(),
-        };
-        let _ = write!(
-            page,
-            "<tr><td><a href=\"/api/v1/builders/{0}\">{0}</a></td><td>{last}</td></tr>",
-            escape(builder)
-        );
-    }
-    page.push_str("</table></body></html>");
-    Html(page)
+    let workers = state.workers();
+    let (queued, running) = {
+        let dispatcher = lock(&state.dispatcher);
+        (dispatcher.pending_count(), dispatcher.running_count())
+    };
+    render(
+        StatusCode::OK,
+        &HomePage {
+            nav: Nav::of(Some(&caller)).live("page"),
+            q,
+            repos: rows,
+            queued,
+            running,
+            online: workers.iter().filter(|w| w.online).count(),
+            workers: workers.len(),
+        },
+    )
 }

@@ -13,6 +13,9 @@ use axum::response::{Html, IntoResponse, Response};
 pub struct Nav {
     pub person: Option<String>,
     pub csrf: String,
+    /// What the page's script keeps live: "page" (reload on changes),
+    /// "build" (the build's own stream), or nothing.
+    pub live: &'static str,
 }
 
 impl Nav {
@@ -23,7 +26,13 @@ impl Nav {
                 .and_then(|c| c.csrf())
                 .unwrap_or_default()
                 .to_string(),
+            live: "",
         }
+    }
+
+    pub fn live(mut self, live: &'static str) -> Nav {
+        self.live = live;
+        self
     }
 }
 
@@ -86,4 +95,28 @@ pub fn local_path(next: &str) -> &str {
     } else {
         "/"
     }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    nav: Nav,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// A page that only says something: what was not found, what failed.
+pub fn message(caller: &Caller, status: StatusCode, title: &str, message: &str) -> Response {
+    render(
+        status,
+        &MessagePage {
+            nav: Nav::of(Some(caller)),
+            title,
+            message,
+        },
+    )
+}
+
+pub fn not_found(caller: &Caller, what: &str) -> Response {
+    message(caller, StatusCode::NOT_FOUND, "Not found", what)
 }

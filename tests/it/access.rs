@@ -155,6 +155,14 @@ fn call(url: &str, method: &str, path: &str, caller: &As, body: &Value) -> (u16,
     let request = request.body(bytes).expect("request");
     let mut response = agent.run(request).expect("the megatron answers");
     let status = response.status().as_u16();
+    // A live stream never ends: its status is the answer.
+    let streaming = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if streaming {
+        return (status, String::new());
+    }
     let text = response.body_mut().read_to_string().unwrap_or_default();
     (status, text)
 }
@@ -163,6 +171,7 @@ fn call(url: &str, method: &str, path: &str, caller: &As, body: &Value) -> (u16,
 fn concrete(path: &str, build: u64) -> String {
     path.replace("{repo}", "hello")
         .replace("{name}", "hello-basic")
+        .replace("{builder}", "hello-basic.svg")
         .replace("{id}", &build.to_string())
         .replace("{step}", "0")
         .replace("{*path}", "nothing.txt")
@@ -191,7 +200,10 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/api/v1/builds/{id}/steps/{step}/log", Role(Viewer)),
         ("GET", "/api/v1/builds/{id}/artifacts", Role(Viewer)),
         ("GET", "/api/v1/builds/{id}/artifacts/{*path}", Role(Viewer)),
+        ("POST", "/api/v1/builds/{id}/rebuild", Role(Operator)),
         ("GET", "/api/v1/queue", Role(Viewer)),
+        ("GET", "/api/v1/workers", Role(Viewer)),
+        ("GET", "/badge/{builder}", Role(Viewer)),
         ("POST", "/api/v1/hooks/push", Webhook),
         ("POST", "/api/v1/admin/reload", Role(Admin)),
         ("POST", "/api/v1/workers/{name}/token", Role(Admin)),
@@ -225,6 +237,18 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
             Worker,
         ),
         ("GET", "/", Role(Viewer)),
+        ("GET", "/repos/{repo}", Role(Viewer)),
+        ("GET", "/builders/{name}", Role(Viewer)),
+        ("POST", "/builders/{name}/force", Role(Operator)),
+        ("GET", "/builds/{id}", Role(Viewer)),
+        ("POST", "/builds/{id}/cancel", Role(Operator)),
+        ("POST", "/builds/{id}/rebuild", Role(Operator)),
+        ("GET", "/builds/{id}/events", Role(Viewer)),
+        ("GET", "/builds/{id}/steps/{step}", Role(Viewer)),
+        ("GET", "/queue", Role(Viewer)),
+        ("GET", "/workers", Role(Viewer)),
+        ("GET", "/events", Role(Viewer)),
+        ("GET", "/assets/live.js", Public),
         ("GET", "/assets/style.css", Public),
         ("GET", "/login", Public),
         ("POST", "/login", Public),

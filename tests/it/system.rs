@@ -205,7 +205,7 @@ fn the_page_shows_repos_builders_and_config_errors() {
     let page = megatron.get_text("/");
     assert!(page.contains("fine-t"), "{page}");
     assert!(
-        page.contains("builders.b.comands: unused configuration key &quot;comands&quot;"),
+        page.contains("builders.b.comands: unused configuration key &#34;comands&#34;"),
         "{page}"
     );
 }
