@@ -78,6 +78,37 @@ fn title(build: &BuildRecord, now: u64) -> String {
     )
 }
 
+/// A builder's row: its last builds as cells, its last result.
+fn builder_row(state: &State, builder: String, now: u64) -> BuilderRow {
+    let builds = state
+        .store
+        .builder_builds(&builder, CELLS)
+        .unwrap_or_default();
+    let last = builds.iter().find(|b| b.result.is_some()).map(|b| {
+        let label = build_label(b);
+        let when = b.finished.unwrap_or(b.created);
+        Last {
+            word: label.word,
+            class: label.class,
+            ago: ago(when, now),
+            iso: iso(when),
+            absolute: absolute(when),
+        }
+    });
+    BuilderRow {
+        cells: builds
+            .iter()
+            .map(|b| Cell {
+                id: b.id,
+                class: build_label(b).class,
+                title: title(b, now),
+            })
+            .collect(),
+        last,
+        name: builder,
+    }
+}
+
 pub async fn index(
     state: Extract<Arc<State>>,
     Extension(caller): Extension<Caller>,
@@ -85,7 +116,8 @@ pub async fn index(
 ) -> Response {
     let q = filter.q.unwrap_or_default();
     let needle = q.to_lowercase();
-    let mut shown: Vec<(String, bool, String, Vec<String>, Vec<String>)> = read(&state.repos)
+    // The repos and builder names to show, then their builds from the store.
+    let mut shown: Vec<(RepoRow, Vec<String>)> = read(&state.repos)
         .values()
         .filter(|r| caller.may(Role::Viewer, &r.record.name))
         .map(|r| {
@@ -101,64 +133,33 @@ pub async fn index(
                         .collect()
                 })
                 .unwrap_or_default();
-            let error = r.record.error.as_ref().map(|e| e.message.clone());
-            let diagnostics = r
-                .record
-                .error
-                .iter()
-                .flat_map(|e| e.errors.iter().take(5).map(ToString::to_string))
-                .collect();
-            (
-                r.record.name.clone(),
-                error.is_some(),
-                error.unwrap_or_default(),
-                diagnostics,
-                builders,
-            )
+            let error = r.record.error.as_ref();
+            let row = RepoRow {
+                name: r.record.name.clone(),
+                broken: error.is_some(),
+                error: error.map(|e| e.message.clone()).unwrap_or_default(),
+                diagnostics: error
+                    .iter()
+                    .flat_map(|e| e.errors.iter().take(5).map(ToString::to_string))
+                    .collect(),
+                builders: Vec::new(),
+            };
+            (row, builders)
         })
-        .filter(|(_, _, _, _, builders)| needle.is_empty() || !builders.is_empty())
+        .filter(|(_, builders)| needle.is_empty() || !builders.is_empty())
         .collect();
-    shown.sort_by(|a, b| a.0.cmp(&b.0));
+    shown.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let rows = state
         .blocking(move |s| {
             let now = now_ms();
             shown
                 .into_iter()
-                .map(|(name, broken, error, diagnostics, builders)| RepoRow {
-                    name,
-                    broken,
-                    error,
-                    diagnostics,
-                    builders: builders
+                .map(|(mut row, builders)| {
+                    row.builders = builders
                         .into_iter()
-                        .map(|builder| {
-                            let builds =
-                                s.store.builder_builds(&builder, CELLS).unwrap_or_default();
-                            let last = builds.iter().find(|b| b.result.is_some()).map(|b| {
-                                let label = build_label(b);
-                                let when = b.finished.unwrap_or(b.created);
-                                Last {
-                                    word: label.word,
-                                    class: label.class,
-                                    ago: ago(when, now),
-                                    iso: iso(when),
-                                    absolute: absolute(when),
-                                }
-                            });
-                            BuilderRow {
-                                cells: builds
-                                    .iter()
-                                    .map(|b| Cell {
-                                        id: b.id,
-                                        class: build_label(b).class,
-                                        title: title(b, now),
-                                    })
-                                    .collect(),
-                                last,
-                                name: builder,
-                            }
-                        })
-                        .collect(),
+                        .map(|builder| builder_row(s, builder, now))
+                        .collect();
+                    row
                 })
                 .collect::<Vec<_>>()
         })
