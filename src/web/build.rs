@@ -10,6 +10,7 @@ use super::log::{self, Line};
 use super::page::{message, render, Nav};
 use crate::access::caller::Caller;
 use crate::config::access::Role;
+use crate::megatron::artifacts::paths::encode_segment;
 use crate::megatron::artifacts::{links, list_artifacts};
 use crate::megatron::state::State;
 use crate::store::{now_ms, BuildRecord, BuildState, Provenance};
@@ -88,7 +89,7 @@ fn when(ms: u64, now: u64) -> (String, String, String) {
 
 fn encode_path(path: &str) -> String {
     path.split('/')
-        .map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>())
+        .map(encode_segment)
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -366,9 +367,6 @@ fn catch_up(
         "",
     );
     let changed = comparable != last;
-    if changed {
-        events.push(Event::default().event("build").data(current.clone()));
-    }
     let finished = build.state == BuildState::Finished;
     offsets.resize(build.steps.len(), (0, 0));
     let mut drained = true;
@@ -406,6 +404,11 @@ fn catch_up(
                 .id(cursor.join(","))
                 .data(json!({ "step": index, "lines": rows }).to_string()),
         );
+    }
+    // The state goes after the lines, so a step is never shown ended
+    // before its last lines are.
+    if changed {
+        events.push(Event::default().event("build").data(current.clone()));
     }
     let done = finished && drained;
     if done {

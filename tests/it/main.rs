@@ -3,6 +3,7 @@
 
 mod access;
 mod artifacts;
+mod browser;
 mod builds;
 mod common;
 mod eval;

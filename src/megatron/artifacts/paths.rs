@@ -63,7 +63,7 @@ pub fn links(build: u64, url: &BTreeMap<String, String>) -> BTreeMap<String, Str
 }
 
 /// Percent-encodes what may not stand in a URL path segment as it is.
-fn encode_segment(segment: &str) -> String {
+pub fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         let keep = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte);
