@@ -77,7 +77,7 @@ fn main() {
     let dir = temp.path();
     std::fs::write(
         dir.join("cybertron.rhai"),
-        r#"cybertron = #{ workers: #{ w1: #{}, w2: #{} }, horizon: 1000 };"#,
+        r#"cybertron = #{ workers: #{ w1: #{}, w2: #{} }, horizon: 1000, repos: #{ allow: ["/*"] } };"#,
     )
     .expect("cybertron");
     let repo = dir.join("bench");
@@ -91,7 +91,7 @@ fn main() {
         &agent,
         &format!("{url}/api/v1/repos"),
         &json!({ "url": repo.display().to_string() }),
-        None,
+        Some(admin.trim()),
     );
     assert!(added["error"].is_null(), "{added}");
     let mut workers = Vec::new();
@@ -127,7 +127,7 @@ fn main() {
             agent,
             &format!("{url}/api/v1/builders/bench-trivial/force"),
             &json!({}),
-            None,
+            Some(admin.trim()),
         );
         body["build"].as_u64().expect("build id")
     };
@@ -180,7 +180,7 @@ fn main() {
         &agent,
         &format!("{url}/api/v1/builders/bench-big/force"),
         &json!({}),
-        None,
+        Some(admin.trim()),
     );
     let big = body["build"].as_u64().expect("big build");
     wait(&agent, big);

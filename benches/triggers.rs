@@ -75,7 +75,7 @@ fn main() {
     std::fs::write(
         dir.join("cybertron.rhai"),
         format!(
-            r#"cybertron = #{{ workers: #{{ w1: #{{}} }}, poll_interval: 1, webhook_secret: #{{ file: "{}" }} }};"#,
+            r#"cybertron = #{{ workers: #{{ w1: #{{}} }}, poll_interval: 1, webhook_secret: #{{ file: "{}" }}, repos: #{{ allow: ["/*"] }} }};"#,
             dir.join("secret").display()
         ),
     )
@@ -83,6 +83,7 @@ fn main() {
     let (_megatron, url, pid) = support::start_megatron(dir, "error");
     let agent = agent();
 
+    let admin = std::fs::read_to_string(dir.join("data/admin-token")).expect("admin");
     // 200 repos.
     let repos = dir.join("repos");
     for i in 0..200 {
@@ -92,6 +93,7 @@ fn main() {
         let added = json_of(
             agent
                 .post(&format!("{url}/api/v1/repos"))
+                .header("authorization", &format!("Bearer {}", admin.trim()))
                 .send_json(json!({ "url": path.display().to_string() }))
                 .expect("add"),
         );
@@ -104,7 +106,6 @@ fn main() {
     let per_cycle = (cpu_seconds(pid) - before) / window.as_secs_f64();
 
     // A worker, then pushes.
-    let admin = std::fs::read_to_string(dir.join("data/admin-token")).expect("admin");
     let token = json_of(
         agent
             .post(&format!("{url}/api/v1/workers/w1/token"))

@@ -712,3 +712,56 @@ fn the_command_line_issues_keeps_and_revokes_personal_tokens() {
     assert_eq!(code, Some(1));
     assert!(err.contains("unknown or was revoked"), "{err}");
 }
+
+#[test]
+fn a_live_log_resumes_where_the_browser_left_it() {
+    use crate::common::system::{Megatron, Worker};
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    let repo = GitRepo::new(
+        "live",
+        r#"constructicon = #{
+    builders: #{ count: #{ commands: ["for i in $(seq 1 50); do echo line $i; done"], schedulers: ["force"] } },
+    schedulers: #{ force: #{ type: "force" } },
+};"#,
+    );
+    megatron.add_repo(&repo.url());
+    let _worker = Worker::start(&megatron, "w1");
+    let id = megatron.force("live-count", json!({}));
+    megatron.wait_finished(id, Duration::from_secs(20));
+    let log = megatron.log(id, 1);
+    // The browser had lines 1 to 20 of step 1 and all of step 0.
+    let seen: usize = log.lines().take(20).map(|l| l.len() + 1).sum();
+    let checkout = megatron.log(id, 0);
+    let checkout_lines = checkout.matches('\n').count();
+    let last_id = format!("{}:{checkout_lines},{seen}:20", checkout.len());
+    let mut response = agent()
+        .get(&format!("{}/builds/{id}/events", megatron.url))
+        .header("last-event-id", &last_id)
+        .call()
+        .expect("the stream");
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("type"),
+        "text/event-stream"
+    );
+    // The build is over: the stream sends what is missing, then ends.
+    let text = response.body_mut().read_to_string().expect("the stream ends");
+    let mut numbers = Vec::new();
+    let mut event = "";
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = if name == "log" { "log" } else { "other" };
+        } else if let (Some(data), "log") = (line.strip_prefix("data: "), event) {
+            let chunk: Value = serde_json::from_str(data).expect("json");
+            assert_eq!(chunk["step"], 1, "step 0 was complete: {data}");
+            for pair in chunk["lines"].as_array().expect("lines") {
+                numbers.push(pair[0].as_u64().expect("number"));
+                assert_eq!(
+                    pair[1].as_str().expect("html"),
+                    format!("line {}", pair[0])
+                );
+            }
+        }
+    }
+    assert_eq!(numbers, (21..=50).collect::<Vec<u64>>(), "{text}");
+    assert!(text.contains("event: end"), "{text}");
+}
