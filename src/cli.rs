@@ -32,6 +32,22 @@ pub enum Command {
     Repo(RepoCommand),
     /// Force a build of a builder.
     Force(ForceArgs),
+    /// List the builders, with their last build.
+    Builders(ListArgs),
+    /// A builder's builds, newest first.
+    Builds(BuildsArgs),
+    /// One build: its state, steps, revisions and artifacts.
+    Build(BuildArgs),
+    /// A build's log: every step's, or one step's; `-f` follows it live.
+    Log(LogArgs),
+    /// Cancel a build: a queued one at once, a running one within a second.
+    Cancel(BuildArgs),
+    /// Build again with the same revision, deps' commits and parameters.
+    Rebuild(BuildArgs),
+    /// The pending builds in order, and why each waits.
+    Queue(ListArgs),
+    /// The workers: online or when last seen, and what each runs.
+    Workers(ListArgs),
     /// Issue (or revoke) a worker's or a person's token (needs the
     /// megatron's admin token).
     Token(TokenArgs),
@@ -164,6 +180,61 @@ pub enum RepoCommand {
         #[command(flatten)]
         address: MegatronAddress,
     },
+    /// The registered repos, with their commit and config state.
+    List(ListArgs),
+    /// Remove a repo: its queued builds are cancelled, its builders go.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        address: MegatronAddress,
+    },
+}
+
+/// A list command's flags.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the megatron's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildsArgs {
+    /// The builder's full name.
+    pub builder: String,
+    /// How many builds, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// A build: its id, or `BUILDER#N`.
+    pub build: String,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// A build: its id, or `BUILDER#N`.
+    pub build: String,
+    /// One step: its number in the build (0 is the checkout) or its name
+    /// (`"command 1"`); every step when left out.
+    pub step: Option<String>,
+    /// Follow: print output as it comes until the build (or step) ends.
+    #[arg(short, long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
 }
 
 #[derive(Debug, Args)]

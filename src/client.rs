@@ -114,6 +114,25 @@ impl Client {
         self.reply(&format!("GET {path}"), request.call())
     }
 
+    /// A GET whose body is read as it comes (a followed log): no overall
+    /// time limit, since it lasts as long as the step does.
+    pub fn get_stream(&self, path: &str) -> anyhow::Result<(u16, Box<dyn std::io::Read + Send>)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut request = agent.get(&self.url(path));
+        if let Some(authorization) = self.authorization(None) {
+            request = request.header("authorization", &authorization);
+        }
+        let response = request
+            .call()
+            .with_context(|| format!("GET {path}: cannot reach the megatron at {}", self.base))?;
+        let status = response.status().as_u16();
+        Ok((status, Box::new(response.into_body().into_reader())))
+    }
+
     pub fn delete(&self, path: &str, bearer: Option<&str>) -> anyhow::Result<Reply> {
         let mut request = self.agent.delete(&self.url(path));
         if let Some(authorization) = self.authorization(bearer) {

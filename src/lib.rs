@@ -24,6 +24,7 @@ pub mod config;
 pub mod forge;
 pub mod git_auth;
 pub mod http;
+pub mod humanize;
 pub mod megatron;
 pub mod model;
 pub mod process;

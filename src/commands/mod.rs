@@ -3,8 +3,10 @@
 
 pub mod demo;
 pub mod eval;
+pub mod follow;
 pub mod force;
 pub mod get;
+pub mod inspect;
 pub mod login;
 pub mod megatron;
 pub mod repo;
@@ -21,6 +23,14 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::run(args),
         Command::Repo(command) => repo::run(command),
         Command::Force(args) => force::run(args),
+        Command::Builders(args) => inspect::builders(args),
+        Command::Builds(args) => inspect::builds(args),
+        Command::Build(args) => inspect::build(args),
+        Command::Log(args) => follow::log(args),
+        Command::Cancel(args) => inspect::cancel(args),
+        Command::Rebuild(args) => inspect::rebuild(args),
+        Command::Queue(args) => inspect::queue(args),
+        Command::Workers(args) => inspect::workers(args),
         Command::Token(args) => token::run(args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),

@@ -67,6 +67,17 @@ pub fn run(command: RepoCommand) -> anyhow::Result<ExitCode> {
             )?;
             Ok(print_repo(&repo))
         }
+        RepoCommand::List(args) => super::inspect::repos(args),
+        RepoCommand::Remove { name, address } => {
+            let client = Client::new(&address.megatron);
+            let path = format!("/api/v1/repos/{}", crate::model::encode_segment(&name));
+            let removed = Client::ok(client.delete(&path, None)?, "removing the repo")?;
+            println!(
+                "removed repo {name}; {} queued build(s) cancelled",
+                removed["cancelled"]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         RepoCommand::Refresh { name, address } => {
             let client = Client::new(&address.megatron);
             let path = format!("/api/v1/repos/{name}/refresh");

@@ -20,27 +20,65 @@ use std::sync::Arc;
 
 type AppState = Extract<Arc<State>>;
 
+/// A builder's latest build, in short, for lists.
+pub fn last_build(build: Option<&crate::store::BuildRecord>) -> Value {
+    match build {
+        Some(b) => json!({
+            "id": b.id, "number": b.number, "state": b.state, "result": b.result,
+            "finished": b.finished,
+        }),
+        None => Value::Null,
+    }
+}
+
 pub async fn list_builders(state: AppState, Extension(caller): Extension<Caller>) -> Json<Value> {
-    let repos = read(&state.repos);
     let mut builders = Vec::new();
-    for repo in repos
-        .values()
-        .filter(|r| caller.may(Role::Viewer, &r.record.name))
     {
-        let Some(graph) = &repo.graph else { continue };
-        for (name, builder) in &graph.graph.builders {
-            builders.push(json!({
-                "name": name,
-                "repo": repo.record.name,
-                "workers": builder.workers,
-                "schedulers": builder.schedulers,
-                "resources": builder.resources,
-                "error": repo.record.error,
-            }));
+        let repos = read(&state.repos);
+        for repo in repos
+            .values()
+            .filter(|r| caller.may(Role::Viewer, &r.record.name))
+        {
+            let Some(graph) = &repo.graph else { continue };
+            for (name, builder) in &graph.graph.builders {
+                builders.push(json!({
+                    "name": name,
+                    "repo": repo.record.name,
+                    "workers": builder.workers,
+                    "schedulers": builder.schedulers,
+                    "resources": builder.resources,
+                    "error": repo.record.error,
+                }));
+            }
         }
     }
     builders.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let builders = state
+        .blocking(move |s| {
+            for builder in &mut builders {
+                let name = builder["name"].as_str().unwrap_or_default().to_string();
+                let last = s.store.builder_builds(&name, 1).unwrap_or_default();
+                builder["last"] = last_build(last.first());
+            }
+            builders
+        })
+        .await;
     Json(json!({ "builders": builders }))
+}
+
+/// `GET /api/v1/builders/{name}/builds/{number}`: a build by its number.
+pub async fn build_by_number(
+    state: AppState,
+    Path((name, number)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let number: u64 = number
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{number:?} is not a build number")))?;
+    let build = state
+        .blocking(move |s| s.store.build_by_number(&name, number))
+        .await
+        .map_err(crate::megatron::Error::from)?;
+    Ok(Json(build_view(&build)))
 }
 
 pub async fn get_builder(
@@ -68,6 +106,7 @@ pub async fn get_builder(
     Ok(Json(json!({
         "name": name,
         "repo": repo,
+        "workers": builder.workers,
         "spec": builder,
         "schedulers": schedulers,
         "graph_version": graph.version,

@@ -21,17 +21,42 @@ use std::time::Duration;
 
 type AppState = Extract<Arc<State>>;
 
-pub async fn get_build(state: AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+pub struct BuildQuery {
+    /// Hold the answer until the build has finished (at most 30 s), so a
+    /// client follows a build without polling.
+    wait: Option<bool>,
+}
+
+pub async fn get_build(
+    state: AppState,
+    Path(id): Path<String>,
+    Query(query): Query<BuildQuery>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let found = state
-        .blocking(move |s| {
-            let build = s.store.build(id)?;
-            let artifacts =
-                crate::megatron::artifacts::list_artifacts(&s.artifact_dir(id)).unwrap_or_default();
-            Ok::<_, crate::store::Error>((build, artifacts))
-        })
-        .await;
-    let (build, artifacts) = found.map_err(crate::megatron::Error::from)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut changes = state.changes.subscribe();
+    let (build, artifacts) = loop {
+        changes.borrow_and_update();
+        let found = state
+            .blocking(move |s| {
+                let build = s.store.build(id)?;
+                let artifacts = crate::megatron::artifacts::list_artifacts(&s.artifact_dir(id))
+                    .unwrap_or_default();
+                Ok::<_, crate::store::Error>((build, artifacts))
+            })
+            .await;
+        let (build, artifacts) = found.map_err(crate::megatron::Error::from)?;
+        if build.state == BuildState::Finished || !query.wait.unwrap_or(false) {
+            break (build, artifacts);
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            break (build, artifacts);
+        }
+    };
     let mut view = build_view(&build);
     view["artifacts"] = json!(artifacts);
     view["links"] = json!(crate::megatron::artifacts::links(build.id, &build.spec.url));

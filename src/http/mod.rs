@@ -61,12 +61,24 @@ fn routes(state: Arc<State>) -> Routes {
         .at(M::POST, "/api/v1/repos", maintain, repos::add_repo)
         .at(M::GET, "/api/v1/repos/{repo}", view, repos::get_repo)
         .at(
+            M::DELETE,
+            "/api/v1/repos/{repo}",
+            maintain,
+            repos::remove_repo,
+        )
+        .at(
             M::POST,
             "/api/v1/repos/{repo}/refresh",
             maintain,
             repos::refresh_repo,
         )
         .at(M::GET, "/api/v1/builders", view, builders::list_builders)
+        .at(
+            M::GET,
+            "/api/v1/builders/{name}/builds/{number}",
+            view,
+            builders::build_by_number,
+        )
         .at(
             M::GET,
             "/api/v1/builders/{name}",

@@ -85,3 +85,22 @@ pub async fn refresh_repo(
     let repo = state.blocking(move |s| s.refresh_repo(&name)).await?;
     Ok(Json(repo_view(&repo)))
 }
+
+/// `DELETE /api/v1/repos/{repo}`: the repo leaves; its queued builds are
+/// cancelled, builds under way finish.
+pub async fn remove_repo(
+    state: AppState,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let by = caller.name().map(str::to_string);
+    let repo = name.clone();
+    let cancelled = state
+        .blocking(move |s| s.remove_repo(&repo, by.as_deref()))
+        .await?;
+    state.queue_changed.notify_waiters();
+    state.announce();
+    Ok(Json(
+        json!({ "repo": name, "removed": true, "cancelled": cancelled }),
+    ))
+}

@@ -406,6 +406,37 @@ impl State {
 }
 
 impl State {
+    /// Removes a repo: its queued builds are cancelled, its builders leave
+    /// the system, its mirror goes; builds under way finish, and history
+    /// stays readable by build id. Returns how many builds were cancelled.
+    pub fn remove_repo(&self, name: &str, by: Option<&str>) -> Result<usize> {
+        let refresh = self.refresh_lock(name);
+        let _one_at_a_time = lock(&refresh);
+        if !read(&self.repos).contains_key(name) {
+            return Err(Error::NotFound(format!("repo {name} not found")));
+        }
+        let mut cancelled = 0;
+        for build in self.store.queued_builds()? {
+            if build.repo == name {
+                self.cancel(build.id, by)?;
+                cancelled += 1;
+            }
+        }
+        self.store.remove_repo(name)?;
+        self.store.flush()?;
+        write(&self.repos).remove(name);
+        let mirror = self.repo_dir(name);
+        if let Err(e) = std::fs::remove_dir_all(&mirror) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(repo = %name, error = %e, "removing the repo's mirror");
+            }
+        }
+        tracing::info!(repo = %name, cancelled, by = by.unwrap_or("-"), "repo removed");
+        Ok(cancelled)
+    }
+}
+
+impl State {
     /// Reads cybertron again and re-evaluates every repo against it. A
     /// cybertron with errors changes nothing and says why. Returns how many
     /// repos were re-evaluated.

@@ -132,8 +132,20 @@ impl State {
     pub fn open(options: Options) -> anyhow::Result<Arc<State>> {
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("creating {}", options.data_dir.display()))?;
-        let store = Store::open(&options.data_dir.join("store"))
-            .with_context(|| format!("opening the store in {}", options.data_dir.display()))?;
+        let store = match Store::open(&options.data_dir.join("store")) {
+            Ok(store) => store,
+            Err(store::Error::Locked) => {
+                anyhow::bail!(
+                    "the data dir {} is already in use by another megatron",
+                    options.data_dir.display()
+                )
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("opening the store in {}", options.data_dir.display())
+                })
+            }
+        };
         let admin_token = load_or_create_admin_token(&options.data_dir)?;
         let state = State {
             store,

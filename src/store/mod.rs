@@ -34,6 +34,9 @@ use std::path::Path;
 pub enum Error {
     #[error("{0} not found")]
     NotFound(String),
+    /// Another process has the store open.
+    #[error("the store is in use by another process")]
+    Locked,
     #[error("{0}")]
     Conflict(String),
     #[error("store: {0}")]
@@ -70,6 +73,9 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T>
     })
 }
 
+/// The `meta` key of the last build id given.
+const BUILD_ID: &[u8] = b"build-id";
+
 fn history_key(builder: &str, number: u64) -> Vec<u8> {
     let mut key = builder.as_bytes().to_vec();
     key.push(0);
@@ -99,12 +105,23 @@ impl Store {
     /// Opens (or creates) the store in `dir`, with a small page cache: the
     /// megatron keeps what it needs in memory itself.
     pub fn open(dir: &Path) -> Result<Store> {
-        let db = sled::Config::new()
+        let db = match sled::Config::new()
             .path(dir)
             .cache_capacity(8 << 20)
             .mode(sled::Mode::LowSpace)
-            .open()?;
-        Ok(Store {
+            .open()
+        {
+            Ok(db) => db,
+            // sled holds an exclusive lock on its files while open.
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                return Err(Error::Locked)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let store = Store {
             repos: db.open_tree("repos")?,
             graphs: db.open_tree("graphs")?,
             builds: db.open_tree("builds")?,
@@ -115,7 +132,13 @@ impl Store {
             meta: db.open_tree("meta")?,
             access: db.open_tree("access")?,
             db,
-        })
+        };
+        // A store from before the counter: go on from its newest build.
+        if store.meta.get(BUILD_ID)?.is_none() {
+            let last = store.builds.last()?.map_or(0, |(key, _)| be_u64(&key));
+            store.meta.insert(BUILD_ID, &last.to_be_bytes())?;
+        }
+        Ok(store)
     }
 
     /// Makes every write so far durable.
@@ -148,6 +171,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets a repo and its graph versions (its builds stay in history).
+    pub fn remove_repo(&self, name: &str) -> Result<()> {
+        self.repos.remove(name)?;
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        for key in self.graphs.scan_prefix(&prefix).keys() {
+            self.graphs.remove(key?)?;
+        }
+        Ok(())
+    }
+
     /// Stores a new graph version of a repo and returns its number.
     pub fn add_graph(&self, mut record: GraphRecord) -> Result<u64> {
         let version = self.db.generate_id()? + 1;
@@ -170,16 +204,21 @@ impl Store {
     /// Creates a queued build: assigns its id and number and puts it in the
     /// queue, in one transaction.
     pub fn create_build(&self, mut build: BuildRecord) -> Result<BuildRecord> {
-        build.id = self.db.generate_id()? + 1;
         let sequence = self.db.generate_id()? + 1;
         build.queue_sequence = Some(sequence);
         let number_key = format!("number/{}", build.builder);
         let result: std::result::Result<BuildRecord, TransactionError<()>> =
             (&self.builds, &self.history, &self.queue, &self.meta).transaction(
                 |(builds, history, queue, meta)| {
+                    // Ids count up by one, across restarts: a counter in
+                    // the same transaction, not sled's id generator (which
+                    // leaps after every restart).
+                    let id = meta.get(BUILD_ID)?.map_or(0, |b| be_u64(&b)) + 1;
+                    meta.insert(BUILD_ID, &id.to_be_bytes())?;
                     let number = meta.get(number_key.as_bytes())?.map_or(0, |b| be_u64(&b)) + 1;
                     meta.insert(number_key.as_bytes(), &number.to_be_bytes())?;
                     let mut build = build.clone();
+                    build.id = id;
                     build.number = number;
                     builds.insert(&build.id.to_be_bytes(), encode(&build))?;
                     history.insert(history_key(&build.builder, number), &build.id.to_be_bytes())?;
@@ -281,6 +320,14 @@ impl Store {
             }
         }
         Ok(builds)
+    }
+
+    /// A builder's build by its number.
+    pub fn build_by_number(&self, builder: &str, number: u64) -> Result<BuildRecord> {
+        match self.history.get(history_key(builder, number))? {
+            Some(id) => self.build(be_u64(&id)),
+            None => Err(Error::NotFound(format!("build {builder} #{number}"))),
+        }
     }
 
     /// A builder's builds numbered below `before` (all when `None`), newest

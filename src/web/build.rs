@@ -28,7 +28,7 @@ use std::time::Duration;
 
 /// The most log bytes a build page shows before "show all", over all its
 /// steps; each step gets a share.
-const PAGE_LOG_BUDGET: u64 = 640 << 10;
+const PAGE_LOG_BUDGET: u64 = 448 << 10;
 /// The most log bytes one live event carries.
 const EVENT_LOG_BYTES: usize = 256 << 10;
 

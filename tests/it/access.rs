@@ -174,6 +174,7 @@ fn concrete(path: &str, build: u64) -> String {
         .replace("{builder}", "hello-basic.svg")
         .replace("{id}", &build.to_string())
         .replace("{step}", "0")
+        .replace("{number}", "1")
         .replace("{*path}", "nothing.txt")
         .replace("{person}", "zed")
         .replace("{secret}", "not-a-link")
@@ -189,10 +190,16 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/api/v1/repos", Role(Viewer)),
         ("POST", "/api/v1/repos", Role(Maintainer)),
         ("GET", "/api/v1/repos/{repo}", Role(Viewer)),
+        ("DELETE", "/api/v1/repos/{repo}", Role(Maintainer)),
         ("POST", "/api/v1/repos/{repo}/refresh", Role(Maintainer)),
         ("GET", "/api/v1/builders", Role(Viewer)),
         ("GET", "/api/v1/builders/{name}", Role(Viewer)),
         ("GET", "/api/v1/builders/{name}/builds", Role(Viewer)),
+        (
+            "GET",
+            "/api/v1/builders/{name}/builds/{number}",
+            Role(Viewer),
+        ),
         ("POST", "/api/v1/builders/{name}/force", Role(Operator)),
         ("GET", "/api/v1/builders/{name}/get", Role(Viewer)),
         ("GET", "/api/v1/builds/{id}", Role(Viewer)),

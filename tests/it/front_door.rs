@@ -674,9 +674,10 @@ fn the_command_line_issues_keeps_and_revokes_personal_tokens() {
     let (code, out, err) = cli(&["force", "hello-basic"], None);
     assert_eq!(code, Some(0), "{err}");
     let id: u64 = out
-        .split_whitespace()
+        .split("(build ")
         .nth(1)
-        .and_then(|w| w.trim_end_matches(':').parse().ok())
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(megatron.build(id)["reason"], "forced by olga");
 
@@ -744,7 +745,10 @@ fn a_live_log_resumes_where_the_browser_left_it() {
         "text/event-stream"
     );
     // The build is over: the stream sends what is missing, then ends.
-    let text = response.body_mut().read_to_string().expect("the stream ends");
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .expect("the stream ends");
     let mut numbers = Vec::new();
     let mut event = "";
     for line in text.lines() {
@@ -755,10 +759,7 @@ fn a_live_log_resumes_where_the_browser_left_it() {
             assert_eq!(chunk["step"], 1, "step 0 was complete: {data}");
             for pair in chunk["lines"].as_array().expect("lines") {
                 numbers.push(pair[0].as_u64().expect("number"));
-                assert_eq!(
-                    pair[1].as_str().expect("html"),
-                    format!("line {}", pair[0])
-                );
+                assert_eq!(pair[1].as_str().expect("html"), format!("line {}", pair[0]));
             }
         }
     }

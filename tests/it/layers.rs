@@ -24,6 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("token", &[]),
     ("model", &[]),
     ("process", &[]),
+    ("humanize", &[]),
     ("git_auth", &[]),
     // Scripts in, graph out: pure.
     ("config", &["alloc", "sync", "model"]),
@@ -66,6 +67,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "web",
         &[
             "http", "access", "megatron", "store", "config", "protocol", "model", "sync", "token",
+            "humanize",
         ],
     ),
     // The composition root: state, router and loops together.
@@ -88,7 +90,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "commands",
         &[
             "cli", "client", "process", "server", "worker", "access", "megatron", "store",
-            "config", "protocol", "model", "sync", "token",
+            "config", "protocol", "model", "sync", "token", "humanize",
         ],
     ),
 ];

@@ -523,6 +523,22 @@ fn a_remote_that_hangs_holds_up_no_other_repo() {
         })
     };
 
+    // Whatever happens below, a failure must end the test, not hang it:
+    // this unblocks the hanging fetch and stops the server on the way out.
+    struct Release {
+        stop: Arc<AtomicBool>,
+        held: Arc<Mutex<Vec<std::net::TcpStream>>>,
+        runtime: Option<tokio::runtime::Runtime>,
+    }
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            if let Some(runtime) = self.runtime.take() {
+                runtime.shutdown_timeout(Duration::from_secs(5));
+            }
+        }
+    }
     let origin = Origin::new("patient");
     let config = format!(
         r#"constructicon = #{{
@@ -535,13 +551,20 @@ fn a_remote_that_hangs_holds_up_no_other_repo() {
     state.add_repo(&origin.url(), None).expect("add repo");
     *state.poll_every.write().expect("poll_every") = Some(Duration::from_millis(20));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let release = Release {
+        stop: stop.clone(),
+        held: held.clone(),
+        runtime: Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime"),
+        ),
+    };
+    let runtime = release.runtime.as_ref().expect("runtime");
     let looping = runtime.spawn(constructicon::triggers::poll::poll_loop(state.clone()));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while state
         .store
         .branch_heads(url_key(&origin.url()))
@@ -576,8 +599,6 @@ fn a_remote_that_hangs_holds_up_no_other_repo() {
     assert_eq!((report.repos, report.busy), (1, 1), "{report:?}");
 
     looping.abort();
-    stop.store(true, Ordering::Relaxed);
-    held.lock().expect("held").clear();
+    drop(release);
     server.join().expect("server");
-    runtime.shutdown_timeout(Duration::from_secs(5));
 }

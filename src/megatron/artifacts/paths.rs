@@ -4,6 +4,7 @@
 
 use super::error::{ArtifactError, Result};
 use crate::config::spec::unsafe_relative_path;
+pub use crate::model::encode_segment;
 use std::collections::BTreeMap;
 
 /// Names starting with this are ours (uploads and extractions in progress):
@@ -60,20 +61,6 @@ pub fn links(build: u64, url: &BTreeMap<String, String>) -> BTreeMap<String, Str
             (destination.clone(), link)
         })
         .collect()
-}
-
-/// Percent-encodes what may not stand in a URL path segment as it is.
-pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        let keep = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte);
-        if keep {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// The Content-Type served for a file, from its extension.
