@@ -29,7 +29,7 @@ pub async fn authenticate_worker(
     match stored {
         Ok(Some(hash)) if hash == presented => Ok(worker),
         Ok(_) => Err(ApiError::unauthorized(format!(
-            "wrong token for worker {worker}"
+            "wrong token for worker {worker}: an admin issues a new one with `constructicon token {worker}`"
         ))),
         Err(e) => Err(crate::megatron::Error::from(e).into()),
     }

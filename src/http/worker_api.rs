@@ -29,6 +29,14 @@ type AppState = Extract<Arc<State>>;
 pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let worker = authenticate_worker(&state, &headers).await?;
     let request: ClaimRequest = parse_json(&body)?;
+    if !state.worker_known(&worker) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no cybertron or registered repo declares a worker named {worker}: declare it, or start the worker with a declared name"
+            ),
+        ));
+    }
     let wait = Duration::from_millis(request.wait_ms).min(state.timing.claim_wait);
     let deadline = Instant::now() + wait;
     loop {
@@ -189,7 +197,13 @@ pub async fn build_finish(
             s.build_finished(id, &worker, &request.lease, request.result, request.reason)
         })
         .await?;
-    tracing::info!(build = build.id, builder = %build.builder, result = ?build.result, "build finished");
+    tracing::info!(
+        build = build.id,
+        builder = %build.builder,
+        number = build.number,
+        result = %build.result.map_or("none", crate::protocol::BuildResult::as_str),
+        "build finished"
+    );
     Ok(Json(serde_json::json!({ "build": build.id })).into_response())
 }
 

@@ -208,6 +208,12 @@ impl State {
         if let Some(why) = read(&self.cybertron).spec.repos.refusal(url) {
             return Err(Error::BadRequest(why));
         }
+        if crate::config::access::is_local_url(url) {
+            let path = url.strip_prefix("file://").unwrap_or(url);
+            if !Path::new(path).exists() {
+                return Err(Error::BadRequest(format!("no repository at {path}")));
+            }
+        }
         let name = repo_name_from_url(url).ok_or_else(|| {
             Error::BadRequest(format!("cannot tell a repo name from the URL {url:?}"))
         })?;
@@ -228,8 +234,10 @@ impl State {
                 )));
             }
             Some(mut record) => {
-                if branch.is_some() {
+                if branch.is_some() && branch != record.branch {
                     record.branch = branch;
+                    // A branch that is not there changes nothing.
+                    return self.sync_checked(record, false, true);
                 }
                 record
             }
@@ -245,7 +253,8 @@ impl State {
         };
         let is_new =
             record.commit.is_none() && record.graph_version.is_none() && record.error.is_none();
-        self.sync(record, is_new)
+        let check = is_new && record.branch.is_some();
+        self.sync_checked(record, is_new, check)
     }
 
     /// Fetches a registered repo and reconfigures it.
@@ -260,9 +269,34 @@ impl State {
     /// Fetch, read, evaluate, store. A repo that cannot be cloned the first
     /// time is refused; later fetch failures show on the repo.
     fn sync(&self, record: RepoRecord, is_new: bool) -> Result<RepoState> {
+        self.sync_checked(record, is_new, false)
+    }
+
+    /// [`Self::sync`], refusing (and changing nothing) when `check_branch`
+    /// and the record's branch is not in the fetched repo.
+    fn sync_checked(
+        &self,
+        record: RepoRecord,
+        is_new: bool,
+        check_branch: bool,
+    ) -> Result<RepoState> {
         let refresh = self.refresh_lock(&record.name);
         let _one_at_a_time = lock(&refresh);
         let fetched = mirror(&record.url, &self.repo_dir(&record.name));
+        if let (true, Some(branch), Ok(repo)) = (check_branch, &record.branch, &fetched) {
+            let heads = branch_heads(repo).unwrap_or_default();
+            if !heads.contains_key(branch) {
+                if is_new {
+                    let _ = std::fs::remove_dir_all(self.repo_dir(&record.name));
+                }
+                let known: Vec<&str> = heads.keys().map(String::as_str).collect();
+                return Err(Error::BadRequest(format!(
+                    "{} has no branch {branch} (its branches: {}); nothing changed",
+                    crate::config::access::redact_url(&record.url),
+                    known.join(", ")
+                )));
+            }
+        }
         self.configure(record, is_new, fetched)
     }
 
@@ -394,6 +428,22 @@ impl State {
         record.updated = now_ms();
         self.store.put_repo(&record)?;
         self.store.flush()?;
+        // Every reconfig and every config that was not taken is in the log.
+        match (&graph, &record.error) {
+            (Some(graph), _) => tracing::info!(
+                repo = %record.name,
+                version = graph.version,
+                commit = %graph.commit,
+                builders = graph.graph.builders.len(),
+                "reconfigured"
+            ),
+            (None, Some(error)) => tracing::warn!(
+                repo = %record.name,
+                error = %error.message,
+                "config not taken; the last good graph keeps serving"
+            ),
+            (None, None) => {}
+        }
         let mut repos = write(&self.repos);
         let graph = match graph {
             Some(graph) => Some(Arc::new(graph)),

@@ -85,6 +85,9 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
             }
             Claimed::Nothing => backoff = Backoff::new(config.max_backoff),
             Claimed::ShutDown => break,
+            Claimed::Refused(message) => {
+                anyhow::bail!("the megatron refuses this worker: {message}")
+            }
             Claimed::Failed(message) => {
                 let wait = backoff.next_wait();
                 tracing::warn!("claiming a job: {message}; retrying in {wait:?}");
@@ -102,6 +105,9 @@ enum Claimed {
     Nothing,
     ShutDown,
     Failed(String),
+    /// The megatron will never give this worker a job (a wrong token, a
+    /// name no config declares): retrying would only hide that.
+    Refused(String),
 }
 
 /// One long-poll for a job, on a helper thread so that a shutdown ends the
@@ -180,6 +186,11 @@ fn claim_attempt(client: &Client, wait: Duration) -> Claimed {
             Err(error) => Claimed::Failed(format!("{error:#}")),
         },
         Err(AttemptError::Transient(message)) => Claimed::Failed(message),
+        Err(AttemptError::Answer(CallError::Rejected { status, message }))
+            if matches!(status, 401 | 403 | 404) =>
+        {
+            Claimed::Refused(message)
+        }
         Err(AttemptError::Answer(error)) => Claimed::Failed(error.to_string()),
     }
 }

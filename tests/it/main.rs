@@ -5,6 +5,7 @@ mod access;
 mod artifacts;
 mod browser;
 mod builds;
+mod cli;
 mod common;
 mod eval;
 mod examples;
