@@ -186,11 +186,10 @@ fn claim_attempt(client: &Client, wait: Duration) -> Claimed {
             Err(error) => Claimed::Failed(format!("{error:#}")),
         },
         Err(AttemptError::Transient(message)) => Claimed::Failed(message),
-        Err(AttemptError::Answer(CallError::Rejected { status, message }))
-            if matches!(status, 401 | 403 | 404) =>
-        {
-            Claimed::Refused(message)
-        }
+        Err(AttemptError::Answer(CallError::Rejected {
+            status: 401 | 403 | 404,
+            message,
+        })) => Claimed::Refused(message),
         Err(AttemptError::Answer(error)) => Claimed::Failed(error.to_string()),
     }
 }
