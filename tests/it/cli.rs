@@ -83,7 +83,7 @@ fn every_command_answers_people_and_scripts() {
     assert!(err.contains("── command"), "each step is named: {err}");
     assert!(out.contains("app-ok #1 queued (build 1)"), "{out}");
     assert!(
-        out.contains(&format!("app-ok #1: success in "))
+        out.contains("app-ok #1: success in ")
             && out.contains(&format!("{}/builds/1", megatron.url)),
         "{out}"
     );
