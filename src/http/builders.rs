@@ -143,9 +143,7 @@ pub async fn force(
     let request: ForceRequest = parse_json(&body)?;
     // Who forced it comes from the credentials, never from the body.
     let by = caller.name().map(str::to_string);
-    let build = state
-        .blocking(move |s| s.force(&name, request, by.as_deref()))
-        .await?;
+    let build = state.force_fresh(name, request, by).await?;
     state.queue_changed.notify_waiters();
     state.announce();
     Ok((

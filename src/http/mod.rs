@@ -37,6 +37,7 @@ pub fn router(state: Arc<State>) -> Router {
     router
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_declared_too_large))
         .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }
@@ -220,6 +221,30 @@ fn routes(state: Arc<State>) -> Routes {
             // the body limit of the other routes.
             axum::routing::put(artifacts::upload).layer(DefaultBodyLimit::disable()),
         )
+}
+
+/// Refuses a body whose declared length is over the limit before reading
+/// any of it (uploads have a limit of their own, the build's cap).
+async fn refuse_declared_too_large(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let upload = request.uri().path().starts_with("/api/v1/worker/builds/")
+        && request.uri().path().contains("/artifacts/");
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if !upload && length > MAX_BODY as u64 => ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a request body may be at most {MAX_BODY} bytes; this one says {length}"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// The largest request body taken (a log chunk is at most 256 KiB).

@@ -89,6 +89,18 @@ impl State {
         request: ForceRequest,
         by: Option<&str>,
     ) -> Result<BuildRecord> {
+        self.force_noted(builder, request, by, None)
+    }
+
+    /// [`Self::force`] with a note for the build's reason (what the fetch
+    /// before it found).
+    pub fn force_noted(
+        &self,
+        builder: &str,
+        request: ForceRequest,
+        by: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<BuildRecord> {
         let (repo_name, graph) = self
             .builder_owner(builder)
             .ok_or_else(|| Error::NotFound(format!("builder {builder} not found")))?;
@@ -149,12 +161,11 @@ impl State {
             if value.trim().is_empty() {
                 return Err(Error::BadRequest(format!("revision for {key} is empty")));
             }
-            if *key == repo_url || *key == repo_name {
+            // Any other key pins a dep at any depth: one of the builder's
+            // own, or a dep of a dep the worker meets while fetching them.
+            if *key == repo_url || *key == repo_name || crate::model::same_repo_url(key, &repo_url)
+            {
                 revision = Some(value.clone());
-            } else if !spec.deps.iter().any(|d| d.url == *key || d.name == *key) {
-                return Err(Error::BadRequest(format!(
-                    "revision given for {key}, which is neither the repo ({repo_url}) nor one of the builder's deps"
-                )));
             }
         }
         self.start_build(StartRequest {
@@ -163,9 +174,11 @@ impl State {
             revision,
             branch: None,
             pins: request.revisions,
-            reason: match by {
-                Some(by) => format!("forced by {by}"),
-                None => "forced".to_string(),
+            reason: match (by, note) {
+                (Some(by), Some(note)) => format!("forced by {by}; {note}"),
+                (Some(by), None) => format!("forced by {by}"),
+                (None, Some(note)) => format!("forced; {note}"),
+                (None, None) => "forced".to_string(),
             },
             by: by.map(str::to_string),
         })
@@ -313,5 +326,42 @@ impl State {
         self.build_changed.notify_waiters();
         self.announce();
         Ok(build)
+    }
+}
+
+/// How long a force waits for its repo's fetch before building the last
+/// fetched commit.
+pub const FORCE_FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl State {
+    /// A force as people ask for it: without a pinned revision of the repo
+    /// it builds the branch head as of the force, so the repo is fetched
+    /// first (reconfigured when its config changed), for at most
+    /// [`FORCE_FETCH_WAIT`]; the build's reason says when that failed.
+    pub async fn force_fresh(
+        self: &std::sync::Arc<Self>,
+        builder: String,
+        request: ForceRequest,
+        by: Option<String>,
+    ) -> Result<BuildRecord> {
+        let note = match self.builder_owner(&builder) {
+            Some((repo, _)) => {
+                let url = read(&self.repos)
+                    .get(&repo)
+                    .map(|r| r.record.url.clone())
+                    .unwrap_or_default();
+                let pinned = request.revisions.keys().any(|key| {
+                    *key == repo || *key == url || crate::model::same_repo_url(key, &url)
+                });
+                if pinned {
+                    None
+                } else {
+                    self.refresh_for_force(repo, FORCE_FETCH_WAIT).await
+                }
+            }
+            None => None,
+        };
+        self.blocking(move |s| s.force_noted(&builder, request, by.as_deref(), note.as_deref()))
+            .await
     }
 }

@@ -297,7 +297,22 @@ impl State {
                 )));
             }
         }
-        self.configure(record, is_new, fetched)
+        // A repo's branches as registered count as seen: the first push or
+        // poll after it with a new commit builds.
+        let heads = match (is_new, &fetched) {
+            (true, Ok(repo)) => branch_heads(repo).ok(),
+            _ => None,
+        };
+        let url = record.url.clone();
+        let configured = self.configure(record, is_new, fetched)?;
+        if let Some(heads) = heads {
+            let key = crate::model::url_key(&url);
+            if self.store.branch_heads(key)?.is_empty() {
+                self.store.set_branch_heads(key, &heads)?;
+                self.store.flush()?;
+            }
+        }
+        Ok(configured)
     }
 
     /// Reads the followed branch's config from a fetched mirror (or records
@@ -338,6 +353,18 @@ impl State {
                 return self.save_repo(record, None);
             }
         };
+        // The same commit under the same cybertron gives the same graph:
+        // nothing to evaluate, no new version (a force fetches first, and
+        // most fetches find nothing new).
+        if let Some(current) = read(&self.repos).get(&record.name) {
+            let unchanged = current.graph.as_ref().is_some_and(|g| {
+                g.commit == commit && g.cybertron_hash == read(&self.cybertron).hash
+            });
+            if unchanged && current.record.error.is_none() && current.record.branch == record.branch
+            {
+                return Ok(current.clone());
+            }
+        }
         let Some(script) = script else {
             record.error = Some(RepoError {
                 commit: Some(commit.clone()),
@@ -452,6 +479,37 @@ impl State {
         let state = RepoState { record, graph };
         repos.insert(state.record.name.clone(), state.clone());
         Ok(state)
+    }
+}
+
+impl State {
+    /// Fetches a repo (and reconfigures it when its config changed) before
+    /// a force builds its branch head, waiting at most `limit`. Returns a
+    /// note for the build's reason when the head could not be had fresh.
+    pub async fn refresh_for_force(
+        self: &Arc<Self>,
+        repo: String,
+        limit: Duration,
+    ) -> Option<String> {
+        let fetching = self.blocking(move |s| s.refresh_repo(&repo));
+        let last = "so it builds the last fetched commit";
+        match tokio::time::timeout(limit, fetching).await {
+            Err(_) => Some(format!(
+                "the fetch did not finish within {} s, {last}",
+                limit.as_secs()
+            )),
+            Ok(Err(e)) => Some(format!("fetching failed ({e}), {last}")),
+            Ok(Ok(state)) => match &state.record.error {
+                Some(error) if error.commit.is_none() => {
+                    Some(format!("fetching failed ({}), {last}", error.message))
+                }
+                Some(error) => Some(format!(
+                    "the config at {} has errors, so it builds with the last good one",
+                    error.commit.as_deref().unwrap_or("the head")
+                )),
+                None => None,
+            },
+        }
     }
 }
 

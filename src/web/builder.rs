@@ -272,10 +272,7 @@ pub async fn force(
         }
     }
     let by = caller.name().map(str::to_string);
-    let builder = name.clone();
-    let forced = state
-        .blocking(move |s| s.force(&builder, request, by.as_deref()))
-        .await;
+    let forced = state.force_fresh(name.clone(), request, by).await;
     match forced {
         Ok(build) => {
             state.queue_changed.notify_waiters();

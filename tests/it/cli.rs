@@ -373,3 +373,59 @@ fn the_megatrons_log_is_plain_words() {
         "{log}"
     );
 }
+
+#[test]
+fn a_force_builds_the_head_as_of_the_force() {
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    let repo = GitRepo::new("app", REPO);
+    megatron.add_repo(&repo.url());
+    // A commit the megatron has not fetched yet.
+    let head = repo.commit(&[("notes.txt", "new")], "a later commit");
+    let id = megatron.force("app-ok", serde_json::json!({}));
+    let build = megatron.build(id);
+    assert_eq!(build["revision"], head.as_str(), "{build}");
+    assert_eq!(build["reason"], "forced by admin");
+    // A pin of a dep's own dep is taken (the worker applies pins at any depth).
+    let (status, body) = megatron.post(
+        "/api/v1/builders/app-ok/force",
+        &serde_json::json!({ "revisions": { "https://example.invalid/deep/dep.git": "v1" } }),
+    );
+    assert_eq!(status, 201, "{body}");
+    // When the fetch fails, it builds the last fetched commit and says so.
+    std::fs::rename(&repo.path, repo.path.with_extension("gone")).expect("move the repo away");
+    let id = megatron.force("app-ok", serde_json::json!({}));
+    let build = megatron.build(id);
+    assert_eq!(build["revision"], head.as_str());
+    let reason = build["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("forced by admin; fetching failed (")
+            && reason.ends_with("), so it builds the last fetched commit"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn the_first_poll_after_registration_builds_a_new_commit() {
+    let megatron = Megatron::start_with_flags(
+        r#"cybertron = #{ workers: #{ w1: #{} } };"#,
+        &["--poll-ms", "100"],
+    );
+    let repo = GitRepo::new(
+        "app",
+        r#"constructicon = #{
+    builders: #{ ok: #{ commands: ["true"], schedulers: ["on-commit"] } },
+    schedulers: #{ "on-commit": #{ type: "commit", branch_regex: "main" } },
+};"#,
+    );
+    megatron.add_repo(&repo.url());
+    let head = repo.commit(&[("notes.txt", "new")], "a commit after registration");
+    let build = crate::common::system::wait_for(
+        "a build of the new commit",
+        Duration::from_secs(10),
+        || {
+            let (_, builds) = megatron.get("/api/v1/builders/app-ok/builds");
+            builds["builds"].as_array()?.first().cloned()
+        },
+    );
+    assert_eq!(build["revision"], head.as_str(), "{build}");
+}
