@@ -20,6 +20,15 @@ use std::time::Duration;
 
 const CYBERTRON: &str = include_str!("../../examples/demo/cybertron.rhai");
 const HELLO: &str = include_str!("../../examples/demo/hello/constructicon.rhai");
+/// What the demo adds to the example config: it runs one worker on this
+/// machine and reaches no network, so the builders that could not run here
+/// (deps from example.com, the repo's own laptop worker) are left out.
+const DEMO_ONLY: &str = r#"
+// Added by `constructicon demo`: only builders that can run on this machine.
+constructicon.builders.remove("deps");
+constructicon.builders.remove("mine");
+constructicon.workers = #{};
+"#;
 /// The demo's worker, as the example cybertron declares it.
 const WORKER: &str = "local";
 /// The person the demo logs in: an operator, as its cybertron declares.
@@ -40,7 +49,8 @@ fn example_repo(dir: &Path) -> anyhow::Result<()> {
                 .with_context(|| format!("creating a git repo in {}", dir.display()))?
         }
     };
-    std::fs::write(dir.join("constructicon.rhai"), HELLO).context("writing the example config")?;
+    std::fs::write(dir.join("constructicon.rhai"), format!("{HELLO}{DEMO_ONLY}"))
+        .context("writing the example config")?;
     let mut index = repo.index().context("opening the index")?;
     index
         .add_path(Path::new("constructicon.rhai"))
