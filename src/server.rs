@@ -34,7 +34,7 @@ impl Default for HttpLimits {
         HttpLimits {
             header_timeout: Duration::from_secs(10),
             max_connections: 4096,
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: Duration::from_millis(700),
         }
     }
 }
@@ -76,6 +76,13 @@ pub async fn serve_state_with(
     let timed = tokio::spawn(crate::triggers::time::time_loop(state.clone()));
     let hangups = tokio::spawn(reload_on_sighup(state.clone()));
     let polls = tokio::spawn(crate::triggers::poll::poll_loop(state.clone()));
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Long-polls and live streams answer and end now, so the requests
+        // under way finish at once.
+        stopping.stop_serving();
+    };
     let result = serve_http(listener, app(state.clone()), &limits, shutdown).await;
     leases.abort();
     polls.abort();

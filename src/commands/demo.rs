@@ -49,8 +49,11 @@ fn example_repo(dir: &Path) -> anyhow::Result<()> {
                 .with_context(|| format!("creating a git repo in {}", dir.display()))?
         }
     };
-    std::fs::write(dir.join("constructicon.rhai"), format!("{HELLO}{DEMO_ONLY}"))
-        .context("writing the example config")?;
+    std::fs::write(
+        dir.join("constructicon.rhai"),
+        format!("{HELLO}{DEMO_ONLY}"),
+    )
+    .context("writing the example config")?;
     let mut index = repo.index().context("opening the index")?;
     index
         .add_path(Path::new("constructicon.rhai"))
@@ -125,7 +128,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let token = random_secret()?;
         let hash = secret_hash(&token);
         state.blocking(move |s| s.store.put_token_hash(WORKER, &hash)).await?;
-        let server = tokio::spawn(serve_state(listener, state.clone(), shutdown_signal()));
+        // The megatron stops after the worker (see below), not on the signal.
+        let (stop_megatron, megatron_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_state(listener, state.clone(), async move {
+            let _ = megatron_stopped.await;
+        }));
 
         let url = repo_dir.display().to_string();
         let repo = state.blocking(move |s| s.add_repo(&url, None)).await?;
@@ -165,12 +172,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("    export CONSTRUCTICON_MEGATRON=http://{address} CONSTRUCTICON_USER_TOKEN={}", person_token.token);
         println!("    constructicon force hello-params -p greeting=hi --wait");
         println!("ctrl-c to stop");
-        let served = server.await.context("the megatron task")?;
+        shutdown_signal().await;
+        // The worker goes first, giving back a build it runs, so the
+        // megatron never sees it vanish; then the megatron, quietly.
         stop_worker.store(true, Ordering::SeqCst);
-        if let Ok(Err(e)) = worker.join() {
+        let joined = tokio::task::spawn_blocking(move || worker.join()).await;
+        if let Ok(Ok(Err(e))) = joined {
             eprintln!("worker: {e:#}");
         }
-        served
+        let _ = stop_megatron.send(());
+        server.await.context("the megatron task")?
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -149,6 +149,8 @@ pub async fn step_log(
                         ));
                     }
                     Ok((_, true)) | Err(_) => return None,
+                    // The megatron is going away: the client follows again.
+                    Ok((_, false)) if state.is_stopping() => return None,
                     Ok((_, false)) => {
                         // Wake on news, and now and then regardless.
                         let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;

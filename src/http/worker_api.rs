@@ -45,6 +45,10 @@ pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<R
         let notified = state.queue_changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if state.is_stopping() {
+            // No job is handed out on the way down; the worker calls again.
+            return Err(going_away());
+        }
         let name = worker.clone();
         if let Some(job) = state.blocking(move |s| s.try_claim(&name)).await? {
             tracing::debug!(worker = %worker, build = job.build, "claimed");
@@ -54,6 +58,15 @@ pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<R
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     }
+}
+
+/// What a long-poll answers while the megatron goes away: a 503 the worker
+/// retries, as it does while the megatron is down.
+fn going_away() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the megatron is going away; call again in a moment",
+    )
 }
 
 /// Extends the lease and holds the request until the build is cancelled or
@@ -79,7 +92,11 @@ pub async fn heartbeat(
                 s.cancel_requested(id)
             })
             .await?;
-        if cancel || tokio::time::timeout_at(deadline, notified).await.is_err() {
+        if cancel
+            || state.is_stopping()
+            || tokio::time::timeout_at(deadline, notified).await.is_err()
+            || state.is_stopping()
+        {
             let (w, lease) = (worker.clone(), request.lease.clone());
             state
                 .blocking(move |s| s.check_lease(id, &w, &lease))

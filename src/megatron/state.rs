@@ -81,6 +81,9 @@ pub struct State {
     /// Counts every change of a build or the queue; live pages watch it, so
     /// one that was busy when a change came still sees it.
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// Set when the megatron is going away: long-polls and live streams end
+    /// at once, with an answer, so a stop takes well under a second.
+    pub stopping: std::sync::atomic::AtomicBool,
     /// Repos by name.
     pub repos: RwLock<HashMap<String, RepoState>>,
     /// Serialises read-modify-write of build records (worker reports and
@@ -156,6 +159,7 @@ impl State {
             queue_changed: Notify::new(),
             build_changed: Notify::new(),
             changes: tokio::sync::watch::Sender::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             repos: RwLock::new(HashMap::new()),
             build_write: Mutex::new(()),
             refreshing: Mutex::new(HashMap::new()),
@@ -201,6 +205,19 @@ impl State {
             );
         }
         Ok(())
+    }
+
+    /// Ends every long-poll and live stream: the megatron is going away.
+    pub fn stop_serving(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.queue_changed.notify_waiters();
+        self.build_changed.notify_waiters();
+        self.announce();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Tells live pages that something changed.

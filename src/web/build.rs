@@ -444,7 +444,7 @@ pub async fn events(
             if let Some(event) = c.queued.pop_front() {
                 return Some((Ok::<_, Infallible>(event), c));
             }
-            if c.done {
+            if c.done || c.state.is_stopping() {
                 return None;
             }
             // Mark what is seen before looking, so a change while looking

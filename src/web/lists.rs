@@ -196,15 +196,22 @@ pub async fn changes(state: Extract<Arc<State>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut changes = state.changes.subscribe();
     changes.borrow_and_update();
-    let stream = futures_util::stream::unfold(changes, |mut changes| async move {
-        changes.changed().await.ok()?;
-        // Let a burst of changes settle into one reload.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        changes.borrow_and_update();
-        Some((
-            Ok::<_, std::convert::Infallible>(Event::default().event("changed").data("")),
-            changes,
-        ))
+    let stopping = state.0.clone();
+    let stream = futures_util::stream::unfold(changes, move |mut changes| {
+        let stopping = stopping.clone();
+        async move {
+            changes.changed().await.ok()?;
+            if stopping.is_stopping() {
+                return None;
+            }
+            // Let a burst of changes settle into one reload.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            changes.borrow_and_update();
+            Some((
+                Ok::<_, std::convert::Infallible>(Event::default().event("changed").data("")),
+                changes,
+            ))
+        }
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))

@@ -17,6 +17,7 @@ mod layers;
 mod polling;
 mod reload;
 mod resilience;
+mod shutdown;
 mod stdlib;
 mod system;
 mod timed;

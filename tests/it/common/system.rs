@@ -137,6 +137,14 @@ impl Megatron {
         }
     }
 
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_for("the megatron to exit", limit, || {
+            child.try_wait().expect("wait")
+        })
+    }
+
     /// Kills the process with SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
