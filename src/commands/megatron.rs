@@ -85,12 +85,16 @@ pub fn run(args: MegatronArgs) -> anyhow::Result<ExitCode> {
         let address = listener
             .local_addr()
             .context("reading the listening address")?;
-        println!("megatron listening on http://{address}");
-        println!(
+        // Whoever started us may have stopped reading: that is no reason
+        // to stop serving.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "megatron listening on http://{address}");
+        let _ = writeln!(
+            out,
             "admin token (for `constructicon token`): {}",
             admin_token_path(&args.data).display()
         );
-        let _ = std::io::stdout().flush();
+        let _ = out.flush();
         let limits = HttpLimits {
             header_timeout: Duration::from_millis(header_timeout_ms),
             max_connections,

@@ -276,10 +276,15 @@ pub fn sleep_unless(duration: Duration, give_up: &dyn Fn() -> bool) -> bool {
 }
 
 /// Streams one step's output to the megatron from a thread of its own, in
-/// order, batched, bounded in memory. The step pushes bytes without ever
-/// waiting on the network; [`LogStream::close`] sends the rest.
+/// order, batched, bounded in memory. Nothing is dropped while the sender
+/// lives: when the queue is full, [`LogStream::push`] waits for room, so the
+/// step's pipe is not read and the step waits (back-pressure) instead of
+/// its output being lost. [`LogStream::close`] sends the rest.
 pub struct LogStream {
     shared: Arc<(Mutex<LogQueue>, Condvar)>,
+    /// Woken when the sender took a batch: room in the queue.
+    room: Arc<Condvar>,
+    give_up: Arc<dyn Fn() -> bool + Send + Sync>,
     sender: Option<JoinHandle<Result<(), CallError>>>,
 }
 
@@ -290,9 +295,12 @@ struct LogQueue {
     pending_bytes: usize,
     /// When the oldest pending byte arrived: batching counts from it.
     oldest: Option<Instant>,
-    /// Bytes dropped since the last send, for the marker line.
+    /// Bytes dropped since the last send, for the marker line: only once
+    /// the sender gave up (shutdown, a lost lease) is anything dropped.
     dropped: usize,
     closed: bool,
+    /// The sender thread ended: nothing more will be sent.
+    sender_gone: bool,
 }
 
 impl LogStream {
@@ -304,14 +312,23 @@ impl LogStream {
         give_up: Arc<dyn Fn() -> bool + Send + Sync>,
     ) -> anyhow::Result<LogStream> {
         let shared = Arc::new((Mutex::new(LogQueue::default()), Condvar::new()));
+        let room = Arc::new(Condvar::new());
         let sender = {
-            let shared = shared.clone();
+            let (shared, room, give_up) = (shared.clone(), room.clone(), give_up.clone());
             std::thread::Builder::new()
                 .name("log-sender".into())
-                .spawn(move || send_loop(&client, &path, &shared, &*give_up))?
+                .spawn(move || {
+                    let result = send_loop(&client, &path, &shared, &room, &*give_up);
+                    let (lock, _) = &*shared;
+                    lock.lock().unwrap_or_else(|p| p.into_inner()).sender_gone = true;
+                    room.notify_all();
+                    result
+                })?
         };
         Ok(LogStream {
             shared,
+            room,
+            give_up,
             sender: Some(sender),
         })
     }
@@ -325,6 +342,19 @@ impl LogStream {
         queue.pending.push_back(bytes.to_vec());
         queue.pending_bytes += bytes.len();
         queue.oldest.get_or_insert_with(Instant::now);
+        if queue.pending_bytes >= LOG_BATCH {
+            ready.notify_one();
+        }
+        // Back-pressure: wait for the sender to make room, as long as it
+        // can send at all.
+        while queue.pending_bytes > LOG_QUEUE_LIMIT && !queue.sender_gone && !(self.give_up)() {
+            ready.notify_one();
+            queue = self
+                .room
+                .wait_timeout(queue, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
         while queue.pending_bytes > LOG_QUEUE_LIMIT {
             match queue.pending.pop_front() {
                 Some(oldest) => {
@@ -333,9 +363,6 @@ impl LogStream {
                 }
                 None => break,
             }
-        }
-        if queue.pending_bytes >= LOG_BATCH {
-            ready.notify_one();
         }
     }
 
@@ -368,6 +395,7 @@ fn send_loop(
     client: &Client,
     path: &str,
     shared: &(Mutex<LogQueue>, Condvar),
+    room: &Condvar,
     give_up: &dyn Fn() -> bool,
 ) -> Result<(), CallError> {
     let (lock, ready) = shared;
@@ -394,7 +422,9 @@ fn send_loop(
                 // Closed and nothing left.
                 return Ok(());
             }
-            take_batch(&mut queue)
+            let batch = take_batch(&mut queue);
+            room.notify_all();
+            batch
         };
         match client.call(path, &Body::Bytes(&batch), Duration::ZERO, give_up) {
             Ok(_) => {}
@@ -418,7 +448,7 @@ fn take_batch(queue: &mut LogQueue) -> Vec<u8> {
     if queue.dropped > 0 {
         batch.extend_from_slice(
             format!(
-                "\n[constructicon: {} bytes of output dropped while the megatron was unreachable]\n",
+                "\n[constructicon: {} bytes of output dropped: the log could no longer be sent]\n",
                 queue.dropped
             )
             .as_bytes(),

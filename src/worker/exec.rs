@@ -37,6 +37,13 @@ const EOF_TICK: Duration = Duration::from_millis(5);
 /// the process group is killed: a background child may hold the pipe open.
 const EOF_AFTER_EXIT: Duration = Duration::from_millis(200);
 
+/// The longest output may go on after the shell exited (a background child
+/// still writing) before the group is killed.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(30);
+
+/// Chunks of output read ahead of what the log took.
+const OUTPUT_CHUNKS_AHEAD: usize = 8;
+
 /// How long to wait for the end of output once everything in the group got
 /// SIGKILL. Only a process that left the group (setsid) can hold the pipe
 /// longer, and the step does not wait for it.
@@ -97,7 +104,10 @@ pub fn run_step(
         Err(error) => return StepOutcome::exception(format!("{error:#}")),
     };
     let group = child.id() as libc::pid_t;
-    let (sender, receiver) = mpsc::channel();
+    // Bounded: when the output cannot be taken as fast as the step writes
+    // it (the log waits for the megatron), the reader stops reading the
+    // pipe, so the step waits instead of its output piling up or being cut.
+    let (sender, receiver) = mpsc::sync_channel(OUTPUT_CHUNKS_AHEAD);
     spawn_reader(reader, sender);
 
     let started = Instant::now();
@@ -121,8 +131,9 @@ pub fn run_step(
         };
         match next {
             Ok(Output::Bytes(bytes)) => {
-                last_output = Instant::now();
                 on_output(&bytes);
+                // After `on_output`, which may have waited for the log.
+                last_output = Instant::now();
                 lines.feed(&bytes, |line| {
                     if spec.warnings.is_warning(line) {
                         warning_lines += 1;
@@ -157,14 +168,18 @@ pub fn run_step(
 
         if let (Some(exited), false) = (exited_at, eof) {
             // The shell is gone but something it started holds the pipe.
+            // Output still coming is taken to its end (what the shell wrote
+            // before exiting may still be on its way); silence, or output
+            // that goes on and on, ends it.
             let sigkill_sent = kill.as_ref().is_some_and(|k| k.sigkill_sent.is_some());
-            if !sigkill_sent && now >= exited + EOF_AFTER_EXIT {
+            let quiet = now.duration_since(last_output.max(exited));
+            if !sigkill_sent && (quiet >= EOF_AFTER_EXIT || now >= exited + OUTPUT_AFTER_EXIT) {
                 signal_group(group, libc::SIGKILL);
                 let k = kill.get_or_insert_with(|| Kill::new(None, now));
                 k.sigkill_sent = Some(now);
             }
             if let Some(sent) = kill.as_ref().and_then(|k| k.sigkill_sent) {
-                if now >= sent + EOF_AFTER_KILL {
+                if now.duration_since(last_output.max(sent)) >= EOF_AFTER_KILL {
                     break;
                 }
             }
@@ -317,7 +332,7 @@ fn pipe() -> std::io::Result<(File, File)> {
 /// Reads the pipe on a thread of its own, so the step loop can watch the
 /// clock while no output comes. The thread ends at end of output, or when
 /// the step loop stopped listening.
-fn spawn_reader(mut reader: File, sender: mpsc::Sender<Output>) {
+fn spawn_reader(mut reader: File, sender: mpsc::SyncSender<Output>) {
     std::thread::Builder::new()
         .name("step-output".into())
         .spawn(move || {

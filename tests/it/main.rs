@@ -14,6 +14,7 @@ mod front_door;
 mod hooks;
 mod hostile;
 mod layers;
+mod logs;
 mod polling;
 mod reload;
 mod resilience;

@@ -124,10 +124,9 @@ fn the_demo_stops_its_worker_first_and_the_build_goes_back_to_the_queue() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("megatron");
-    let mut line = String::new();
-    BufReader::new(megatron.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address");
+    let mut lines = BufReader::new(megatron.stdout.take().expect("stdout")).lines();
+    let line = lines.next().expect("the address").expect("read");
+    std::thread::spawn(move || for _ in lines.by_ref() {});
     let url = line
         .trim()
         .trim_start_matches("megatron listening on ")
