@@ -44,7 +44,9 @@ fn git_repo(path: &Path) {
         .add_path(Path::new("constructicon.rhai"))
         .expect("add");
     index.write().expect("write");
-    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
     let signature = git2::Signature::now("bench", "bench@example.invalid").expect("sig");
     repo.commit(Some("HEAD"), &signature, &signature, "config", &tree, &[])
         .expect("commit");
@@ -86,7 +88,9 @@ fn main() {
         cybertron_path: None,
     })
     .expect("state");
-    state.add_repo(&repo.display().to_string(), None).expect("repo");
+    state
+        .add_repo(&repo.display().to_string(), None)
+        .expect("repo");
 
     // 100,000 finished builds, written straight to the store with one flush.
     let seeding = Instant::now();
@@ -101,19 +105,25 @@ fn main() {
         record.state = BuildState::Queued;
         let mut build = state.store.create_build(record).expect("create");
         build.state = BuildState::Finished;
-        build.result = Some(if i % 7 == 0 { BuildResult::Failure } else { BuildResult::Success });
+        build.result = Some(if i % 7 == 0 {
+            BuildResult::Failure
+        } else {
+            BuildResult::Success
+        });
         build.started = Some(now_ms() - 5_000);
         build.finished = Some(now_ms());
         state.store.put_build(&build).expect("finish");
         ids.push(build.id);
     }
     // A build with a 100 MB log in its step.
-    let mut big = state.store.create_build({
-        let mut r = template.clone();
-        r.builder = "ui-c".into();
-        r
-    })
-    .expect("big");
+    let mut big = state
+        .store
+        .create_build({
+            let mut r = template.clone();
+            r.builder = "ui-c".into();
+            r
+        })
+        .expect("big");
     let line = b"a line of output from a chatty step, nothing to see here, really\n";
     let chunk: Vec<u8> = line.iter().copied().cycle().take(256 << 10).collect();
     let chunks = (100 << 20) / chunk.len();
@@ -198,12 +208,7 @@ fn main() {
             size = bytes;
         }
         let max = times.iter().cloned().fold(0.0, f64::max);
-        println!(
-            "{name:<42} {:>9.1} {:>8.1} {:>7}",
-            median(times),
-            max,
-            size
-        );
+        println!("{name:<42} {:>9.1} {:>8.1} {:>7}", median(times), max, size);
     }
 
     // A hundred live pages, held open while the megatron idles.

@@ -744,7 +744,10 @@ fn a_live_log_resumes_where_the_browser_left_it() {
         "text/event-stream"
     );
     // The build is over: the stream sends what is missing, then ends.
-    let text = response.body_mut().read_to_string().expect("the stream ends");
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .expect("the stream ends");
     let mut numbers = Vec::new();
     let mut event = "";
     for line in text.lines() {
@@ -755,10 +758,7 @@ fn a_live_log_resumes_where_the_browser_left_it() {
             assert_eq!(chunk["step"], 1, "step 0 was complete: {data}");
             for pair in chunk["lines"].as_array().expect("lines") {
                 numbers.push(pair[0].as_u64().expect("number"));
-                assert_eq!(
-                    pair[1].as_str().expect("html"),
-                    format!("line {}", pair[0])
-                );
+                assert_eq!(pair[1].as_str().expect("html"), format!("line {}", pair[0]));
             }
         }
     }
