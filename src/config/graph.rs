@@ -232,7 +232,8 @@ pub fn build(
         let mut push_steps = |label: &str, commands: &[CommandSpec]| {
             for (i, command) in commands.iter().enumerate() {
                 steps.push(Step {
-                    name: format!("{label} {i}"),
+                    // Numbered from 1, as the original numbered steps.
+                    name: format!("{label} {}", i + 1),
                     command: command.command.clone(),
                     timeout: command.timeout,
                     warnings: command.warnings.clone(),

@@ -76,11 +76,11 @@ fn builder_base_merges_as_the_spec_says() {
     assert_eq!(
         steps,
         [
-            ("cybertron precommand 0", "base pre"),
-            ("precommand 0", "own pre"),
-            ("command 0", "one"),
-            ("command 1", "two"),
-            ("cybertron command 0", "base post"),
+            ("cybertron precommand 1", "base pre"),
+            ("precommand 1", "own pre"),
+            ("command 1", "one"),
+            ("command 2", "two"),
+            ("cybertron command 1", "base post"),
         ]
     );
     assert_eq!(builder.workers, ["big"], "base accept must hold as well");

@@ -588,13 +588,13 @@ fn human_output_of_a_valid_config_lists_builders() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("    command 0  make\n"),
+        out.stdout.contains("    command 1  make\n"),
         "{}",
         out.stdout
     );
     assert!(
         out.stdout
-            .contains("    command 1  make test   [timeout 60 s]\n"),
+            .contains("    command 2  make test   [timeout 60 s]\n"),
         "{}",
         out.stdout
     );
@@ -616,7 +616,7 @@ fn human_output_of_a_valid_config_lists_builders() {
     );
     assert!(
         out.stdout
-            .contains("    cybertron precommand 0  base pre\n"),
+            .contains("    cybertron precommand 1  base pre\n"),
         "{}",
         out.stdout
     );
@@ -765,11 +765,11 @@ fn steps_are_named_and_ordered_with_defaults_filled() {
     assert_eq!(
         names,
         [
-            "cybertron precommand 0",
-            "precommand 0",
-            "command 0",
+            "cybertron precommand 1",
+            "precommand 1",
             "command 1",
-            "cybertron command 0"
+            "command 2",
+            "cybertron command 1"
         ]
     );
     let commands: Vec<&str> = steps
@@ -780,14 +780,14 @@ fn steps_are_named_and_ordered_with_defaults_filled() {
     assert_eq!(
         steps[2],
         serde_json::json!({
-            "name": "command 0", "command": "c0", "timeout": 300,
+            "name": "command 1", "command": "c0", "timeout": 300,
             "warnings": [".*warning[: ]"], "suppress_warnings": [],
         })
     );
     assert_eq!(
         steps[3],
         serde_json::json!({
-            "name": "command 1", "command": "c1", "timeout": 60,
+            "name": "command 2", "command": "c1", "timeout": 60,
             "warnings": ["^W"], "suppress_warnings": ["ok"],
         })
     );

@@ -438,7 +438,7 @@ fn builders_pass_other_keys_through() {
             "{module}"
         );
         assert_eq!(x.steps[0].command, "echo before", "{module}");
-        assert_eq!(x.steps[0].name, "precommand 0", "{module}");
+        assert_eq!(x.steps[0].name, "precommand 1", "{module}");
         assert_eq!(x.workers, ["local"], "{module}");
         assert_eq!(graph.schedulers["t-force"].builders, ["t-x"], "{module}");
     }
