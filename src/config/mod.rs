@@ -338,12 +338,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         in_reading_order(&mut errors);
         return Evaluation::failed(errors, sandbox.output(), all_sources);
     }
-    let mut parts: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes()];
-    for (name, text) in &all_sources {
-        parts.push(name.as_bytes());
-        parts.push(text.as_bytes());
-    }
-    graph.config_hash = sha256_hex(&parts);
+    graph.config_hash = config_hash(&source, file, &all_sources);
     graph.cybertron_hash = cybertron.hash.clone();
     Evaluation {
         value: Some(graph),
@@ -351,6 +346,18 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         output: sandbox.output(),
         sources: all_sources,
     }
+}
+
+/// The config's hash: the system's version, the script's text and each file
+/// it imports with its name inside the repo. Not the script's own name,
+/// which is only how the path to it was written (`eval .` or `eval /abs`).
+fn config_hash(source: &str, file: &str, sources: &BTreeMap<String, String>) -> String {
+    let mut parts: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes(), source.as_bytes()];
+    for (name, text) in sources.iter().filter(|(name, _)| *name != file) {
+        parts.push(name.as_bytes());
+        parts.push(text.as_bytes());
+    }
+    sha256_hex(&parts)
 }
 
 /// The deps a repo's own builder declares, read from its config without a

@@ -1042,3 +1042,38 @@ constructicon = #{ builders: #{ b: #{ commands: [h::C] } } }; // changed"#,
     let third = hash(&repo);
     assert_ne!(third, second, "changes with an imported file");
 }
+
+#[test]
+fn the_config_hash_does_not_depend_on_how_the_path_is_written() {
+    let repo = Repo::with_config(
+        r#"import "lib/h" as h;
+constructicon = #{ builders: #{ b: #{ commands: [h::C], schedulers: ["nightly"] } } };"#,
+    );
+    repo.file("lib/h.rhai", "export const C = \"a\";\n");
+    repo.outside("cybertron.rhai", PLAIN_CYBERTRON);
+    let cybertron = repo.parent().join("cybertron.rhai");
+    let cybertron = cybertron.to_str().expect("utf-8 path");
+    let absolute = repo.path();
+    let absolute = absolute.to_str().expect("utf-8 path");
+    let script = format!("{absolute}/constructicon.rhai");
+    let hash = |cwd: &std::path::Path, path: &str| {
+        let out = run(cwd, &["eval", path, "--json", "--cybertron", cybertron]);
+        assert_eq!(out.code, Some(0), "{path}: {}", out.stderr);
+        out.json()["config_hash"]
+            .as_str()
+            .expect("hash")
+            .to_string()
+    };
+    let from_parent = hash(repo.parent(), "hello");
+    assert_eq!(from_parent.len(), 64);
+    for (cwd, path) in [
+        (repo.path(), "."),
+        (repo.path(), "./"),
+        (repo.path(), "constructicon.rhai"),
+        (repo.parent().to_path_buf(), "./hello/../hello"),
+        (repo.parent().to_path_buf(), absolute),
+        (repo.parent().to_path_buf(), script.as_str()),
+    ] {
+        assert_eq!(hash(&cwd, path), from_parent, "eval {path} from {cwd:?}");
+    }
+}
