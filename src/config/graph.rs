@@ -11,6 +11,7 @@ use super::sandbox::Sandbox;
 use super::spec::{
     CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
 };
+use super::words::type_in_words;
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -551,7 +552,10 @@ impl AcceptCache {
                 )
             })?;
         value.as_bool().map_err(|found| {
-            format!("accept expression `{expression}` must give a bool, but gave {found} for worker \"{worker}\"")
+            format!(
+                "accept expression `{expression}` must give a bool, but gave {} for worker \"{worker}\"",
+                type_in_words(found)
+            )
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod script_error;
 pub mod secret_source;
 pub mod spec;
+pub mod words;
 pub mod zone;
 
 pub use diagnostic::Diagnostic;
@@ -153,7 +154,7 @@ fn run(
     if !value.is_map() {
         return Err(complain(format!(
             "the script must assign a map to `{variable}`, but it assigned {}",
-            reader::describe_dynamic(&value)
+            words::describe_dynamic(&value)
         )));
     }
     let mut problems = Vec::new();

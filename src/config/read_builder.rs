@@ -252,7 +252,7 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
                     &path,
                     format!(
                         "expected a URL string or a map #{{url, revision, builder}}, found {}",
-                        super::reader::describe(other)
+                        super::words::describe(other)
                     ),
                 );
                 None

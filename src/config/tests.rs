@@ -158,7 +158,7 @@ fn accept_errors_name_the_expression_and_worker() {
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert!(
         messages[0].contains(
-            "accept expression `features.n` must give a bool, but gave i64 for worker \"w\""
+            "accept expression `features.n` must give a bool, but gave an integer for worker \"w\""
         ),
         "{}",
         messages[0]

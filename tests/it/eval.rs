@@ -67,7 +67,7 @@ fn unlocated(error: &Value) -> String {
 /// Evaluates a repo `hello` and returns its JSON errors, asserting that the
 /// run failed the way a config error fails: exit 1, JSON on stdout, no graph.
 #[track_caller]
-fn errors_of(repo: &Repo, cybertron: Option<&str>) -> Vec<Value> {
+pub(crate) fn errors_of(repo: &Repo, cybertron: Option<&str>) -> Vec<Value> {
     let out = repo.eval_json_with(cybertron);
     let json = out.json();
     assert_eq!(
@@ -458,7 +458,7 @@ fn syntax_and_runtime_errors_have_a_place() {
     );
     check_at(
         "let a = 1;\n  let b = nosuch(1);\nconstructicon = #{};",
-        &["hello/constructicon.rhai:2:11: Function not found: nosuch (i64)"],
+        &["hello/constructicon.rhai:2:11: no function nosuch that takes (an integer)"],
     );
 }
 
@@ -984,7 +984,7 @@ fn errors_in_a_module_point_into_the_module() {
         .collect();
     assert_eq!(
         errors,
-        ["lib/rt.rhai:2:5: in function f: Function not found: nosuch ()"]
+        ["lib/rt.rhai:2:5: in function f: no function nosuch that takes no arguments"]
     );
 }
 

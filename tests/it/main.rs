@@ -6,6 +6,7 @@ mod artifacts;
 mod browser;
 mod builds;
 mod common;
+mod diagnostics;
 mod eval;
 mod examples;
 mod flow;
