@@ -1,7 +1,7 @@
 //! Diagnostics as rustc users expect them, through the real binary.
 
 use crate::common::Repo;
-use crate::eval::errors_of;
+use crate::eval::{check, errors_of};
 
 // ---------------------------------------------------------------- words
 
@@ -45,4 +45,26 @@ fn runtime_errors_are_in_words() {
             .collect();
         assert_eq!(errors, [message], "{line}");
     }
+}
+
+// ---------------------------------------------------------------- command maps
+
+#[test]
+fn a_command_map_reports_every_problem_in_it() {
+    check(
+        r#"constructicon = #{ builders: #{ b: #{ commands: [#{ comand: "make" }] } } };"#,
+        &[
+            r#"builders.b.commands[0]: missing required key "command""#,
+            r#"builders.b.commands[0].comand: unused configuration key "comand" (did you mean "command"?)"#,
+        ],
+    );
+    check(
+        r#"constructicon = #{ builders: #{ b: #{ commands: [#{ command: 5, timeout: "x", warnings: "w", suppress_warnings: [1] }] } } };"#,
+        &[
+            "builders.b.commands[0].command: expected a string, found an integer",
+            "builders.b.commands[0].timeout: expected an integer, found a string",
+            "builders.b.commands[0].warnings: expected an array, found a string",
+            "builders.b.commands[0].suppress_warnings[0]: expected a string, found an integer",
+        ],
+    );
 }

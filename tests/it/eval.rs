@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The cybertron most fixtures merge with: three workers, a `builder_base`
 /// that uses every key, one scheduler and two resources.
-const CYBERTRON: &str = r#"
+pub(crate) const CYBERTRON: &str = r#"
 cybertron = #{
     workers: #{
         local: #{ platform: "linux" },
@@ -34,7 +34,7 @@ cybertron = #{
 "#;
 
 /// A cybertron without a builder_base: a linux worker and a featureless one.
-const PLAIN_CYBERTRON: &str = r#"
+pub(crate) const PLAIN_CYBERTRON: &str = r#"
 cybertron = #{
     workers: #{ local: #{ platform: "linux" }, bare: #{} },
     schedulers: #{ nightly: #{ type: "time", hour: 3 } },
@@ -44,7 +44,7 @@ cybertron = #{
 
 /// One error of the JSON report as `file:line:col: path: message`, the form
 /// the human output uses; parts that are null are left out.
-fn located(error: &Value) -> String {
+pub(crate) fn located(error: &Value) -> String {
     let mut text = error["file"].as_str().expect("file").to_string();
     if let Some(line) = error["line"].as_u64() {
         text += &format!(":{line}");
@@ -56,7 +56,7 @@ fn located(error: &Value) -> String {
 }
 
 /// One error as `path: message`, or just the message when it has no path.
-fn unlocated(error: &Value) -> String {
+pub(crate) fn unlocated(error: &Value) -> String {
     let message = error["message"].as_str().expect("message");
     match error["path"].as_str() {
         Some(path) => format!("{path}: {message}"),
@@ -88,20 +88,20 @@ pub(crate) fn errors_of(repo: &Repo, cybertron: Option<&str>) -> Vec<Value> {
 /// Pins every error (`path: message`, in order) of a script, evaluated with
 /// `cybertron` or the built-in one.
 #[track_caller]
-fn check_with(cybertron: Option<&str>, script: &str, expected: &[&str]) {
+pub(crate) fn check_with(cybertron: Option<&str>, script: &str, expected: &[&str]) {
     let repo = Repo::with_config(script);
     let errors: Vec<String> = errors_of(&repo, cybertron).iter().map(unlocated).collect();
     assert_eq!(errors, expected, "script:\n{script}");
 }
 
 #[track_caller]
-fn check(script: &str, expected: &[&str]) {
+pub(crate) fn check(script: &str, expected: &[&str]) {
     check_with(Some(CYBERTRON), script, expected);
 }
 
 /// Like [`check`], with the position: `file:line:col: path: message`.
 #[track_caller]
-fn check_at(script: &str, expected: &[&str]) {
+pub(crate) fn check_at(script: &str, expected: &[&str]) {
     let repo = Repo::with_config(script);
     let errors: Vec<String> = errors_of(&repo, Some(CYBERTRON))
         .iter()
@@ -112,7 +112,7 @@ fn check_at(script: &str, expected: &[&str]) {
 
 /// Evaluates a valid script and returns the JSON report.
 #[track_caller]
-fn graph_with(cybertron: Option<&str>, repo: &Repo) -> Value {
+pub(crate) fn graph_with(cybertron: Option<&str>, repo: &Repo) -> Value {
     let out = repo.eval_json_with(cybertron);
     let json = out.json();
     assert_eq!(
@@ -125,7 +125,7 @@ fn graph_with(cybertron: Option<&str>, repo: &Repo) -> Value {
 }
 
 #[track_caller]
-fn graph(script: &str) -> Value {
+pub(crate) fn graph(script: &str) -> Value {
     graph_with(Some(CYBERTRON), &Repo::with_config(script))
 }
 
@@ -148,7 +148,9 @@ fn wrong_types_name_what_was_expected_and_found() {
     );
     check(
         r#"constructicon = #{ builders: #{ basic: #{ commands: [42] } } };"#,
-        &[r#"builders.basic.commands[0]: expected a string or a map with "command""#],
+        &[
+            r#"builders.basic.commands[0]: expected a string or a map with "command", found an integer"#,
+        ],
     );
     check(
         r#"constructicon = #{ builders: #{ basic: #{ commands: ["a"], accept: 5 } } };"#,
@@ -497,7 +499,7 @@ fn every_error_is_reported() {
         &[
             r#"builders.a: missing required key "commands""#,
             r#"builders.a.comands: unused configuration key "comands" (did you mean "commands"?)"#,
-            r#"builders.b.commands[0]: expected a string or a map with "command""#,
+            r#"builders.b.commands[0]: expected a string or a map with "command", found an integer"#,
             r#"builders.b.resources[0]: resource "nope" is not declared by cybertron (declared: "gpu", "cpap machine")"#,
             r#"builders.c.upload.o: upload destination "../o" must not contain "..""#,
             r#"schedulers.t.minute: invalid minute "60": expected "*", a number (0-59), a list like "1,15", a range like "1-5" or a step like "*/10""#,
@@ -520,7 +522,7 @@ constructicon = #{
 };"#,
         &[
             r#"hello/constructicon.rhai:5:13: builders.basic.comands: unused configuration key "comands" (did you mean "commands"?)"#,
-            r#"hello/constructicon.rhai:6:13: builders.basic.commands[1]: expected a string or a map with "command""#,
+            r#"hello/constructicon.rhai:6:13: builders.basic.commands[1]: expected a string or a map with "command", found an integer"#,
         ],
     );
 }
