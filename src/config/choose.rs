@@ -28,7 +28,7 @@ impl Key {
         } else {
             Err(format!(
                 "gave {}, which cannot be compared (use a number, a string or a bool)",
-                super::reader::describe_dynamic(value)
+                super::words::describe_dynamic(value)
             ))
         }
     }

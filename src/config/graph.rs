@@ -11,6 +11,7 @@ use super::sandbox::Sandbox;
 use super::spec::{
     CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
 };
+use super::words::type_in_words;
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -232,7 +233,8 @@ pub fn build(
         let mut push_steps = |label: &str, commands: &[CommandSpec]| {
             for (i, command) in commands.iter().enumerate() {
                 steps.push(Step {
-                    name: format!("{label} {i}"),
+                    // Numbered from 1, as the original numbered steps.
+                    name: format!("{label} {}", i + 1),
                     command: command.command.clone(),
                     timeout: command.timeout,
                     warnings: command.warnings.clone(),
@@ -550,7 +552,10 @@ impl AcceptCache {
                 )
             })?;
         value.as_bool().map_err(|found| {
-            format!("accept expression `{expression}` must give a bool, but gave {found} for worker \"{worker}\"")
+            format!(
+                "accept expression `{expression}` must give a bool, but gave {} for worker \"{worker}\"",
+                type_in_words(found)
+            )
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod script_error;
 pub mod secret_source;
 pub mod spec;
+pub mod words;
 pub mod zone;
 
 pub use diagnostic::Diagnostic;
@@ -153,7 +154,7 @@ fn run(
     if !value.is_map() {
         return Err(complain(format!(
             "the script must assign a map to `{variable}`, but it assigned {}",
-            reader::describe_dynamic(&value)
+            words::describe_dynamic(&value)
         )));
     }
     let mut problems = Vec::new();
@@ -338,12 +339,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         in_reading_order(&mut errors);
         return Evaluation::failed(errors, sandbox.output(), all_sources);
     }
-    let mut parts: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes()];
-    for (name, text) in &all_sources {
-        parts.push(name.as_bytes());
-        parts.push(text.as_bytes());
-    }
-    graph.config_hash = sha256_hex(&parts);
+    graph.config_hash = config_hash(&source, file, &all_sources);
     graph.cybertron_hash = cybertron.hash.clone();
     Evaluation {
         value: Some(graph),
@@ -351,6 +347,18 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         output: sandbox.output(),
         sources: all_sources,
     }
+}
+
+/// The config's hash: the system's version, the script's text and each file
+/// it imports with its name inside the repo. Not the script's own name,
+/// which is only how the path to it was written (`eval .` or `eval /abs`).
+fn config_hash(source: &str, file: &str, sources: &BTreeMap<String, String>) -> String {
+    let mut parts: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes(), source.as_bytes()];
+    for (name, text) in sources.iter().filter(|(name, _)| *name != file) {
+        parts.push(name.as_bytes());
+        parts.push(text.as_bytes());
+    }
+    sha256_hex(&parts)
 }
 
 /// The deps a repo's own builder declares, read from its config without a

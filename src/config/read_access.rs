@@ -6,7 +6,8 @@ use super::access::{
     DEFAULT_SESSION_HOURS,
 };
 use super::read_checks::read_secret_source;
-use super::reader::{child, describe, index, Reader};
+use super::reader::{child, index, Reader};
+use super::words::describe;
 use crate::model::check_name;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ use super::spec::{
     unsafe_relative_path, BuilderSpec, CommandSpec, DepSpec, DEFAULT_TIMEOUT, DEFAULT_WARNING,
     MAX_TIMEOUT,
 };
+use super::words::describe;
 use serde_json::Value;
 
 const BUILDER_KEYS: &[&str] = &[
@@ -159,52 +160,62 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
                 suppress_warnings: Vec::new(),
                 timeout: DEFAULT_TIMEOUT,
             }),
-            Value::Object(map) if map.contains_key("command") => {
-                let Some(fields) = reader.fields(
-                    item,
-                    &path,
-                    &["command", "warnings", "suppress_warnings", "timeout"],
-                ) else {
-                    continue;
-                };
-                let command = fields
-                    .get("command")
-                    .and_then(|c| reader.string(c, &fields.path_of("command")));
-                let warnings = match fields.get("warnings") {
-                    Some(w) => reader.strings(w, &fields.path_of("warnings")),
-                    None => vec![DEFAULT_WARNING.to_string()],
-                };
-                let suppress_warnings = match fields.get("suppress_warnings") {
-                    Some(s) => reader.strings(s, &fields.path_of("suppress_warnings")),
-                    None => Vec::new(),
-                };
-                check_regexes(reader, &fields.path_of("warnings"), &warnings);
-                check_regexes(
-                    reader,
-                    &fields.path_of("suppress_warnings"),
-                    &suppress_warnings,
-                );
-                let timeout = match fields.get("timeout") {
-                    Some(t) => reader.integer(t, &fields.path_of("timeout"), 1, MAX_TIMEOUT),
-                    None => Some(DEFAULT_TIMEOUT),
-                };
-                if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-                    reader.problem(&fields.path_of("command"), "the command is empty");
-                    continue;
-                }
-                if let (Some(command), Some(timeout)) = (command, timeout) {
-                    commands.push(CommandSpec {
-                        command,
-                        warnings,
-                        suppress_warnings,
-                        timeout,
-                    });
-                }
-            }
-            _ => reader.problem(&path, "expected a string or a map with \"command\""),
+            Value::Object(_) => commands.extend(read_command_map(reader, item, &path)),
+            other => reader.problem(
+                &path,
+                format!(
+                    "expected a string or a map with \"command\", found {}",
+                    describe(other)
+                ),
+            ),
         }
     }
     commands
+}
+
+/// `#{command, warnings, suppress_warnings, timeout}`: every key is read and
+/// every problem reported, even when the command itself is missing.
+fn read_command_map(reader: &mut Reader, item: &Value, path: &str) -> Option<CommandSpec> {
+    let fields = reader.fields(
+        item,
+        path,
+        &["command", "warnings", "suppress_warnings", "timeout"],
+    )?;
+    let command = match fields.get("command") {
+        Some(c) => reader.string(c, &fields.path_of("command")),
+        None => {
+            reader.problem(path, "missing required key \"command\"");
+            None
+        }
+    };
+    let warnings = match fields.get("warnings") {
+        Some(w) => reader.strings(w, &fields.path_of("warnings")),
+        None => vec![DEFAULT_WARNING.to_string()],
+    };
+    let suppress_warnings = match fields.get("suppress_warnings") {
+        Some(s) => reader.strings(s, &fields.path_of("suppress_warnings")),
+        None => Vec::new(),
+    };
+    check_regexes(reader, &fields.path_of("warnings"), &warnings);
+    check_regexes(
+        reader,
+        &fields.path_of("suppress_warnings"),
+        &suppress_warnings,
+    );
+    let timeout = match fields.get("timeout") {
+        Some(t) => reader.integer(t, &fields.path_of("timeout"), 1, MAX_TIMEOUT),
+        None => Some(DEFAULT_TIMEOUT),
+    };
+    if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        reader.problem(&fields.path_of("command"), "the command is empty");
+        return None;
+    }
+    Some(CommandSpec {
+        command: command?,
+        warnings,
+        suppress_warnings,
+        timeout: timeout?,
+    })
 }
 
 fn check_regexes(reader: &mut Reader, path: &str, patterns: &[String]) {
@@ -252,7 +263,7 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
                     &path,
                     format!(
                         "expected a URL string or a map #{{url, revision, builder}}, found {}",
-                        super::reader::describe(other)
+                        describe(other)
                     ),
                 );
                 None

@@ -174,7 +174,7 @@ fn read_workers(reader: &mut Reader, value: &Value, path: &str) -> BTreeMap<Stri
                     &child(&worker_path, key),
                     format!(
                         "expected a string, number or bool, found {}",
-                        super::reader::describe(feature)
+                        super::words::describe(feature)
                     ),
                 );
             }

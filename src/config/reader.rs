@@ -5,6 +5,7 @@
 //! by key. Every map is read through [`Reader::fields`], which reports the keys
 //! nobody asked for as "unused configuration key", the way the original did.
 
+use super::words::{closest, describe, describe_dynamic};
 use rhai::Dynamic;
 use serde_json::Value;
 
@@ -35,35 +36,6 @@ pub fn child(parent: &str, key: &str) -> String {
 
 pub fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
-}
-
-/// "a string", "an integer", ... for messages.
-pub fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "nothing (`()`)",
-        Value::Bool(_) => "a bool",
-        Value::Number(n) if n.is_f64() => "a float",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "a map",
-    }
-}
-
-/// "an integer", "a function pointer", ... for a script value, in messages.
-pub fn describe_dynamic(value: &Dynamic) -> String {
-    match value.type_name() {
-        "()" => "nothing (`()`)".into(),
-        "i64" | "i32" => "an integer".into(),
-        "f64" | "f32" => "a float".into(),
-        "bool" => "a bool".into(),
-        "char" => "a character".into(),
-        "string" => "a string".into(),
-        "array" => "an array".into(),
-        "map" => "a map".into(),
-        "Fn" => "a function pointer".into(),
-        other => format!("a value of type `{other}`"),
-    }
 }
 
 /// Converts a script value to JSON. Values a config cannot hold (functions,
@@ -172,7 +144,7 @@ impl Reader {
         let map = self.map(value, path)?;
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
-                let message = match closest(key, allowed) {
+                let message = match closest(key, allowed.iter().copied()) {
                     Some(near) => {
                         format!("unused configuration key \"{key}\" (did you mean \"{near}\"?)")
                     }
@@ -270,34 +242,6 @@ impl Reader {
             .filter_map(|(key, v)| self.string(v, &child(path, key)).map(|s| (key.clone(), s)))
             .collect()
     }
-}
-
-/// The allowed key nearest to a misspelt one, within two edits.
-fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
-    allowed
-        .iter()
-        .map(|candidate| (edit_distance(key, candidate), *candidate))
-        .filter(|(distance, _)| *distance <= 2)
-        .min()
-        .map(|(_, candidate)| candidate)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            current.push(
-                (previous[j] + cost)
-                    .min(previous[j + 1] + 1)
-                    .min(current[j] + 1),
-            );
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]

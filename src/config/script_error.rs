@@ -5,6 +5,7 @@
 
 use super::limits::{Limits, STOP_MEMORY, STOP_TIME};
 use super::resolver::{stdlib_modules, STDLIB};
+use super::words::type_in_words;
 use rhai::{EvalAltResult, ParseError, Position};
 
 /// A syntax or runtime error of a script, placed in a file.
@@ -155,6 +156,27 @@ pub fn eval_message(error: &EvalAltResult, limits: &Limits) -> String {
             limits.max_variables
         ),
         E::ErrorRuntime(value, _) => value.to_string(),
+        E::ErrorFunctionNotFound(signature, _) => function_not_found(signature),
+        E::ErrorMismatchDataType(expected, found, _)
+        | E::ErrorMismatchOutputType(expected, found, _) => {
+            match (expected.is_empty(), found.is_empty()) {
+                (false, false) => format!(
+                    "expected {}, found {}",
+                    type_in_words(expected),
+                    type_in_words(found)
+                ),
+                (false, true) => format!("expected {}", type_in_words(expected)),
+                _ => format!("found {}, which does not fit here", type_in_words(found)),
+            }
+        }
+        E::ErrorIndexingType(what, _) => indexing(what),
+        E::ErrorFor(_) => {
+            "a for loop needs something to go through: an array, a range, a string or a map's keys"
+                .to_string()
+        }
+        E::ErrorPropertyNotFound(name, _) => format!("no property {name}"),
+        E::ErrorDotExpr(text, _) => property_error(text),
+        E::ErrorVariableNotFound(name, _) => format!("no variable {name}"),
         E::ErrorParsing(error, _) => format!("syntax error: {error}"),
         // The stdlib's own helpers are not the user's business: its errors
         // name the function the user called in their text.
@@ -184,5 +206,82 @@ pub fn eval_message(error: &EvalAltResult, limits: &Limits) -> String {
                 _ => text,
             }
         }
+    }
+}
+
+/// Rhai's `name (i64, &str | ImmutableString | String)` in words: which
+/// function (or operator, property, index) does not take these values.
+fn function_not_found(signature: &str) -> String {
+    let (name, types) = match signature.find(" (") {
+        Some(at) if signature.ends_with(')') => {
+            (&signature[..at], &signature[at + 2..signature.len() - 1])
+        }
+        _ => return format!("no function {signature}"),
+    };
+    let types: Vec<String> = types
+        .split(", ")
+        .filter(|t| !t.trim().is_empty())
+        .map(type_in_words)
+        .collect();
+    let values = match types.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    if let Some(property) = name.strip_prefix("get$") {
+        return format!("{values} has no property {property}");
+    }
+    if let Some(property) = name.strip_prefix("set$") {
+        return format!("cannot set the property {property} of {}", first(&types));
+    }
+    if name.starts_with("index$") {
+        let index = types.get(1).map_or("nothing", String::as_str);
+        return format!("cannot index {} with {index}", first(&types));
+    }
+    if !name.chars().any(|c| c.is_alphanumeric() || c == '_') {
+        return format!("cannot apply {name} to {values}");
+    }
+    if types.is_empty() {
+        format!("no function {name} that takes no arguments")
+    } else {
+        format!("no function {name} that takes ({})", types.join(", "))
+    }
+}
+
+fn first(types: &[String]) -> &str {
+    types.first().map_or("nothing", String::as_str)
+}
+
+/// Rhai's `i64 [&str | ImmutableString | String]` (and `... = type` for an
+/// assignment) in words.
+fn indexing(what: &str) -> String {
+    let Some((target, rest)) = what.split_once(" [") else {
+        return format!("{} cannot be indexed", type_in_words(what));
+    };
+    let index = rest.split(']').next().unwrap_or_default();
+    format!(
+        "cannot index {} with {}",
+        type_in_words(target),
+        type_in_words(index)
+    )
+}
+
+/// Rhai's "Unknown property 'foo' - a getter is not registered for type
+/// 'i64'" (and its setter twin) in words.
+fn property_error(text: &str) -> String {
+    let quoted = |after: &str| -> Option<&str> {
+        let rest = &text[text.find(after)? + after.len()..];
+        rest.split('\'').next()
+    };
+    let (Some(property), Some(of)) = (quoted("property '"), quoted("type '")) else {
+        return text.to_string();
+    };
+    if text.starts_with("No writable property") {
+        format!(
+            "cannot set the property {property} of {}",
+            type_in_words(of)
+        )
+    } else {
+        format!("{} has no property {property}", type_in_words(of))
     }
 }

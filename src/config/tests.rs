@@ -76,11 +76,11 @@ fn builder_base_merges_as_the_spec_says() {
     assert_eq!(
         steps,
         [
-            ("cybertron precommand 0", "base pre"),
-            ("precommand 0", "own pre"),
-            ("command 0", "one"),
-            ("command 1", "two"),
-            ("cybertron command 0", "base post"),
+            ("cybertron precommand 1", "base pre"),
+            ("precommand 1", "own pre"),
+            ("command 1", "one"),
+            ("command 2", "two"),
+            ("cybertron command 1", "base post"),
         ]
     );
     assert_eq!(builder.workers, ["big"], "base accept must hold as well");
@@ -158,7 +158,7 @@ fn accept_errors_name_the_expression_and_worker() {
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert!(
         messages[0].contains(
-            "accept expression `features.n` must give a bool, but gave i64 for worker \"w\""
+            "accept expression `features.n` must give a bool, but gave an integer for worker \"w\""
         ),
         "{}",
         messages[0]

@@ -114,11 +114,11 @@ fn a_build_is_checked_out_run_and_reported_in_order() {
         &commit,
         vec![
             step(
-                "command 0",
+                "command 1",
                 r#"echo "env=$P"; echo arg={P}; echo 'warning: w'"#,
             ),
             step(
-                "command 1",
+                "command 2",
                 "cat a.txt; echo $CONSTRUCTICON_BUILD $CONSTRUCTICON_BUILDER",
             ),
         ],
@@ -209,14 +209,14 @@ fn a_failing_step_halts_the_build() {
         3,
         repo_dir.path(),
         &commit,
-        vec![step("command 0", "exit 2"), step("command 1", "true")],
+        vec![step("command 1", "exit 2"), step("command 2", "true")],
     ));
     // An unknown revision fails at the checkout.
     megatron.state().jobs.push_back(job(
         4,
         repo_dir.path(),
         "nope",
-        vec![step("command 0", "true")],
+        vec![step("command 1", "true")],
     ));
     let _worker = RunningWorker::start(&megatron);
     megatron.wait_for("both builds' ends", |s| {
@@ -226,7 +226,7 @@ fn a_failing_step_halts_the_build() {
     assert!(!reports.contains(&"builds/3/steps/2/start".to_string()));
     assert_eq!(
         megatron.find("builds/3/finish").unwrap().json(),
-        serde_json::json!({"lease": "lease/1 x", "result": "failure", "reason": "command 0: exit code 2"})
+        serde_json::json!({"lease": "lease/1 x", "result": "failure", "reason": "command 1: exit code 2"})
     );
     assert_eq!(
         megatron.find("builds/4/finish").unwrap().json()["result"],
@@ -245,7 +245,7 @@ fn a_cancel_kills_the_running_step_and_reports_cancelled() {
         5,
         repo_dir.path(),
         &commit,
-        vec![step("command 0", "sleep 30"), step("command 1", "true")],
+        vec![step("command 1", "sleep 30"), step("command 2", "true")],
     );
     cancelled_job.upload = BTreeMap::from([("a.txt".to_string(), "a.txt".to_string())]);
     megatron.state().jobs.push_back(cancelled_job);
@@ -288,7 +288,7 @@ fn a_lost_lease_stops_the_build_and_reports_nothing_more() {
         6,
         repo_dir.path(),
         &commit,
-        vec![step("command 0", "sleep 30")],
+        vec![step("command 1", "sleep 30")],
     ));
     let _worker = RunningWorker::start(&megatron);
     megatron.wait_for("the step's start", |s| {
@@ -326,7 +326,7 @@ fn calls_are_retried_while_the_megatron_fails() {
             repo_dir.path(),
             &commit,
             vec![step(
-                "command 0",
+                "command 1",
                 "for i in 1 2 3 4 5; do echo line $i; sleep 0.05; done",
             )],
         ));
@@ -385,13 +385,13 @@ fn deps_get_and_upload_run_in_the_layouts_steps() {
         &commit,
         vec![
             step(
-                "command 0",
+                "command 1",
                 "cat ../lib/a.txt ../hello-lib/one.txt '../hello-lib/dir/t wo.txt'; \
                  mkdir -p out/sub zipme; echo A > out/a.txt; echo B > out/sub/b.txt; \
                  echo Z > zipme/z.txt; ln -s /etc out/etc; echo R > report.txt",
             ),
-            step("command 1", "exit 3"),
-            step("command 2", "echo never"),
+            step("command 2", "exit 3"),
+            step("command 3", "echo never"),
         ],
     );
     job.deps = vec![DepSpec {
@@ -429,8 +429,8 @@ fn deps_get_and_upload_run_in_the_layouts_steps() {
         s.requests.iter().any(|r| r.path == "builds/7/finish")
     });
 
-    // Layout: 0 checkout, 1 get, 2..=4 the commands, 5 upload; command 2
-    // is skipped after command 1 failed, the upload is not.
+    // Layout: 0 checkout, 1 get, 2..=4 the commands, 5 upload; command 3
+    // is skipped after command 2 failed, the upload is not.
     let reports: Vec<String> = megatron
         .reports()
         .into_iter()
@@ -473,7 +473,7 @@ fn deps_get_and_upload_run_in_the_layouts_steps() {
     assert_eq!(megatron.log(7, 2), "one\nfirst\nsecond\n");
     let finish = megatron.find("builds/7/finish").unwrap().json();
     assert_eq!(finish["result"], "failure");
-    assert_eq!(finish["reason"], "command 1: exit code 3");
+    assert_eq!(finish["reason"], "command 2: exit code 3");
     assert_eq!(
         megatron.find("builds/7/steps/5/finish").unwrap().json()["result"],
         "success"
@@ -526,7 +526,7 @@ fn get_and_upload_failures_are_step_failures() {
         10,
         repo_dir.path(),
         &commit,
-        vec![step("command 0", "true")],
+        vec![step("command 1", "true")],
     );
     nothing.get = vec![GetJob {
         builder: "hello-lib".into(),
@@ -539,7 +539,7 @@ fn get_and_upload_failures_are_step_failures() {
         11,
         repo_dir.path(),
         &commit,
-        vec![step("command 0", "head -c 1100000 /dev/zero > big")],
+        vec![step("command 1", "head -c 1100000 /dev/zero > big")],
     );
     big.upload = BTreeMap::from([("big".to_string(), "big".to_string())]);
     big.max_upload_bytes = 1 << 20;

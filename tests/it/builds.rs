@@ -72,10 +72,10 @@ fn a_forced_build_gets_its_parameters_literally() {
         names,
         [
             "checkout",
-            "command 0",
             "command 1",
             "command 2",
-            "command 3"
+            "command 3",
+            "command 4"
         ]
     );
     assert_eq!(

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The cybertron most fixtures merge with: three workers, a `builder_base`
 /// that uses every key, one scheduler and two resources.
-const CYBERTRON: &str = r#"
+pub(crate) const CYBERTRON: &str = r#"
 cybertron = #{
     workers: #{
         local: #{ platform: "linux" },
@@ -34,7 +34,7 @@ cybertron = #{
 "#;
 
 /// A cybertron without a builder_base: a linux worker and a featureless one.
-const PLAIN_CYBERTRON: &str = r#"
+pub(crate) const PLAIN_CYBERTRON: &str = r#"
 cybertron = #{
     workers: #{ local: #{ platform: "linux" }, bare: #{} },
     schedulers: #{ nightly: #{ type: "time", hour: 3 } },
@@ -44,7 +44,7 @@ cybertron = #{
 
 /// One error of the JSON report as `file:line:col: path: message`, the form
 /// the human output uses; parts that are null are left out.
-fn located(error: &Value) -> String {
+pub(crate) fn located(error: &Value) -> String {
     let mut text = error["file"].as_str().expect("file").to_string();
     if let Some(line) = error["line"].as_u64() {
         text += &format!(":{line}");
@@ -56,7 +56,7 @@ fn located(error: &Value) -> String {
 }
 
 /// One error as `path: message`, or just the message when it has no path.
-fn unlocated(error: &Value) -> String {
+pub(crate) fn unlocated(error: &Value) -> String {
     let message = error["message"].as_str().expect("message");
     match error["path"].as_str() {
         Some(path) => format!("{path}: {message}"),
@@ -67,7 +67,7 @@ fn unlocated(error: &Value) -> String {
 /// Evaluates a repo `hello` and returns its JSON errors, asserting that the
 /// run failed the way a config error fails: exit 1, JSON on stdout, no graph.
 #[track_caller]
-fn errors_of(repo: &Repo, cybertron: Option<&str>) -> Vec<Value> {
+pub(crate) fn errors_of(repo: &Repo, cybertron: Option<&str>) -> Vec<Value> {
     let out = repo.eval_json_with(cybertron);
     let json = out.json();
     assert_eq!(
@@ -88,20 +88,20 @@ fn errors_of(repo: &Repo, cybertron: Option<&str>) -> Vec<Value> {
 /// Pins every error (`path: message`, in order) of a script, evaluated with
 /// `cybertron` or the built-in one.
 #[track_caller]
-fn check_with(cybertron: Option<&str>, script: &str, expected: &[&str]) {
+pub(crate) fn check_with(cybertron: Option<&str>, script: &str, expected: &[&str]) {
     let repo = Repo::with_config(script);
     let errors: Vec<String> = errors_of(&repo, cybertron).iter().map(unlocated).collect();
     assert_eq!(errors, expected, "script:\n{script}");
 }
 
 #[track_caller]
-fn check(script: &str, expected: &[&str]) {
+pub(crate) fn check(script: &str, expected: &[&str]) {
     check_with(Some(CYBERTRON), script, expected);
 }
 
 /// Like [`check`], with the position: `file:line:col: path: message`.
 #[track_caller]
-fn check_at(script: &str, expected: &[&str]) {
+pub(crate) fn check_at(script: &str, expected: &[&str]) {
     let repo = Repo::with_config(script);
     let errors: Vec<String> = errors_of(&repo, Some(CYBERTRON))
         .iter()
@@ -112,7 +112,7 @@ fn check_at(script: &str, expected: &[&str]) {
 
 /// Evaluates a valid script and returns the JSON report.
 #[track_caller]
-fn graph_with(cybertron: Option<&str>, repo: &Repo) -> Value {
+pub(crate) fn graph_with(cybertron: Option<&str>, repo: &Repo) -> Value {
     let out = repo.eval_json_with(cybertron);
     let json = out.json();
     assert_eq!(
@@ -125,7 +125,7 @@ fn graph_with(cybertron: Option<&str>, repo: &Repo) -> Value {
 }
 
 #[track_caller]
-fn graph(script: &str) -> Value {
+pub(crate) fn graph(script: &str) -> Value {
     graph_with(Some(CYBERTRON), &Repo::with_config(script))
 }
 
@@ -148,7 +148,9 @@ fn wrong_types_name_what_was_expected_and_found() {
     );
     check(
         r#"constructicon = #{ builders: #{ basic: #{ commands: [42] } } };"#,
-        &[r#"builders.basic.commands[0]: expected a string or a map with "command""#],
+        &[
+            r#"builders.basic.commands[0]: expected a string or a map with "command", found an integer"#,
+        ],
     );
     check(
         r#"constructicon = #{ builders: #{ basic: #{ commands: ["a"], accept: 5 } } };"#,
@@ -458,7 +460,7 @@ fn syntax_and_runtime_errors_have_a_place() {
     );
     check_at(
         "let a = 1;\n  let b = nosuch(1);\nconstructicon = #{};",
-        &["hello/constructicon.rhai:2:11: Function not found: nosuch (i64)"],
+        &["hello/constructicon.rhai:2:11: no function nosuch that takes (an integer)"],
     );
 }
 
@@ -497,7 +499,7 @@ fn every_error_is_reported() {
         &[
             r#"builders.a: missing required key "commands""#,
             r#"builders.a.comands: unused configuration key "comands" (did you mean "commands"?)"#,
-            r#"builders.b.commands[0]: expected a string or a map with "command""#,
+            r#"builders.b.commands[0]: expected a string or a map with "command", found an integer"#,
             r#"builders.b.resources[0]: resource "nope" is not declared by cybertron (declared: "gpu", "cpap machine")"#,
             r#"builders.c.upload.o: upload destination "../o" must not contain "..""#,
             r#"schedulers.t.minute: invalid minute "60": expected "*", a number (0-59), a list like "1,15", a range like "1-5" or a step like "*/10""#,
@@ -520,7 +522,7 @@ constructicon = #{
 };"#,
         &[
             r#"hello/constructicon.rhai:5:13: builders.basic.comands: unused configuration key "comands" (did you mean "commands"?)"#,
-            r#"hello/constructicon.rhai:6:13: builders.basic.commands[1]: expected a string or a map with "command""#,
+            r#"hello/constructicon.rhai:6:13: builders.basic.commands[1]: expected a string or a map with "command", found an integer"#,
         ],
     );
 }
@@ -588,13 +590,13 @@ fn human_output_of_a_valid_config_lists_builders() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("    command 0  make\n"),
+        out.stdout.contains("    command 1  make\n"),
         "{}",
         out.stdout
     );
     assert!(
         out.stdout
-            .contains("    command 1  make test   [timeout 60 s]\n"),
+            .contains("    command 2  make test   [timeout 60 s]\n"),
         "{}",
         out.stdout
     );
@@ -616,7 +618,7 @@ fn human_output_of_a_valid_config_lists_builders() {
     );
     assert!(
         out.stdout
-            .contains("    cybertron precommand 0  base pre\n"),
+            .contains("    cybertron precommand 1  base pre\n"),
         "{}",
         out.stdout
     );
@@ -765,11 +767,11 @@ fn steps_are_named_and_ordered_with_defaults_filled() {
     assert_eq!(
         names,
         [
-            "cybertron precommand 0",
-            "precommand 0",
-            "command 0",
+            "cybertron precommand 1",
+            "precommand 1",
             "command 1",
-            "cybertron command 0"
+            "command 2",
+            "cybertron command 1"
         ]
     );
     let commands: Vec<&str> = steps
@@ -780,14 +782,14 @@ fn steps_are_named_and_ordered_with_defaults_filled() {
     assert_eq!(
         steps[2],
         serde_json::json!({
-            "name": "command 0", "command": "c0", "timeout": 300,
+            "name": "command 1", "command": "c0", "timeout": 300,
             "warnings": [".*warning[: ]"], "suppress_warnings": [],
         })
     );
     assert_eq!(
         steps[3],
         serde_json::json!({
-            "name": "command 1", "command": "c1", "timeout": 60,
+            "name": "command 2", "command": "c1", "timeout": 60,
             "warnings": ["^W"], "suppress_warnings": ["ok"],
         })
     );
@@ -984,7 +986,7 @@ fn errors_in_a_module_point_into_the_module() {
         .collect();
     assert_eq!(
         errors,
-        ["lib/rt.rhai:2:5: in function f: Function not found: nosuch ()"]
+        ["lib/rt.rhai:2:5: in function f: no function nosuch that takes no arguments"]
     );
 }
 
@@ -1041,4 +1043,39 @@ constructicon = #{ builders: #{ b: #{ commands: [h::C] } } }; // changed"#,
     repo.file("lib/h.rhai", "export const C = \"b\";\n");
     let third = hash(&repo);
     assert_ne!(third, second, "changes with an imported file");
+}
+
+#[test]
+fn the_config_hash_does_not_depend_on_how_the_path_is_written() {
+    let repo = Repo::with_config(
+        r#"import "lib/h" as h;
+constructicon = #{ builders: #{ b: #{ commands: [h::C], schedulers: ["nightly"] } } };"#,
+    );
+    repo.file("lib/h.rhai", "export const C = \"a\";\n");
+    repo.outside("cybertron.rhai", PLAIN_CYBERTRON);
+    let cybertron = repo.parent().join("cybertron.rhai");
+    let cybertron = cybertron.to_str().expect("utf-8 path");
+    let absolute = repo.path();
+    let absolute = absolute.to_str().expect("utf-8 path");
+    let script = format!("{absolute}/constructicon.rhai");
+    let hash = |cwd: &std::path::Path, path: &str| {
+        let out = run(cwd, &["eval", path, "--json", "--cybertron", cybertron]);
+        assert_eq!(out.code, Some(0), "{path}: {}", out.stderr);
+        out.json()["config_hash"]
+            .as_str()
+            .expect("hash")
+            .to_string()
+    };
+    let from_parent = hash(repo.parent(), "hello");
+    assert_eq!(from_parent.len(), 64);
+    for (cwd, path) in [
+        (repo.path(), "."),
+        (repo.path(), "./"),
+        (repo.path(), "constructicon.rhai"),
+        (repo.parent().to_path_buf(), "./hello/../hello"),
+        (repo.parent().to_path_buf(), absolute),
+        (repo.parent().to_path_buf(), script.as_str()),
+    ] {
+        assert_eq!(hash(&cwd, path), from_parent, "eval {path} from {cwd:?}");
+    }
 }

@@ -7,6 +7,7 @@ mod browser;
 mod builds;
 mod cli;
 mod common;
+mod diagnostics;
 mod eval;
 mod examples;
 mod flow;
