@@ -109,7 +109,7 @@ fn every_command_answers_people_and_scripts() {
         let out = cli.ok(&["build", name]);
         assert!(out.starts_with("app-ok #1: success"), "{out}");
         assert!(out.contains("parameter: who=you"), "{out}");
-        assert!(out.contains("command 0"), "{out}");
+        assert!(out.contains("command 1"), "{out}");
         assert_eq!(cli.json(&["build", name])["id"], 1);
     }
     let (code, _, err) = cli.run(&["build", "app-ok#9"]);
@@ -123,7 +123,7 @@ fn every_command_answers_people_and_scripts() {
         "{out}"
     );
     assert_eq!(cli.ok(&["log", "1", "2"]), "second step\n");
-    assert_eq!(cli.ok(&["log", "1", "command 0"]), "hello you\n");
+    assert_eq!(cli.ok(&["log", "1", "command 1"]), "hello you\n");
     let (code, _, err) = cli.run(&["log", "1", "command 9"]);
     assert_eq!(code, 1);
     assert!(err.contains("build 1 has no step \"command 9\""), "{err}");

@@ -593,16 +593,24 @@ fn a_remote_that_hangs_holds_up_no_other_repo() {
     // dep), so the pass below meets only the hanging dep as busy.
     looping.abort();
     // On a thread with a deadline: were the pass to wait for the hanging
-    // fetch after all, this test fails instead of hanging the suite.
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let passing = state.clone();
-    std::thread::spawn(move || {
-        let _ = sender.send(passing.poll_pass());
-    });
-    let report = receiver
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a pass does not wait for a hanging fetch")
-        .expect("poll pass");
+    // fetch after all, this test fails instead of hanging the suite. A pass
+    // the loop started just before it stopped may still hold the repo a
+    // moment; the dep stays busy throughout.
+    let report = loop {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let passing = state.clone();
+        std::thread::spawn(move || {
+            let _ = sender.send(passing.poll_pass());
+        });
+        let report = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a pass does not wait for a hanging fetch")
+            .expect("poll pass");
+        if (report.repos, report.busy) == (1, 1) || Instant::now() > deadline {
+            break report;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!((report.repos, report.busy), (1, 1), "{report:?}");
 
     drop(release);
