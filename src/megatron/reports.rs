@@ -80,6 +80,9 @@ impl State {
             record.log_lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
             Ok(())
         })?;
+        // Acknowledged means durable: the chunk and the counter that keys
+        // the next one survive a crash together.
+        self.store.flush()?;
         self.build_changed.notify_waiters();
         self.announce();
         Ok(())

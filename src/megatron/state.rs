@@ -6,6 +6,7 @@
 //! through [`State::blocking`], so no blocking work runs on the async
 //! threads; long-polls wait on the [`Notify`]s kept here.
 
+use super::artifacts::files::remove_partials;
 use super::dispatch::pending_of;
 use super::dispatch::{Dispatcher, Running};
 use crate::config::Cybertron;
@@ -169,6 +170,13 @@ impl State {
             poll_every: RwLock::new(None),
         };
         state.restore().context("restoring the megatron's state")?;
+        // Uploads cut short by a crash leave temp files; none is under way
+        // now, so every one of them goes.
+        match remove_partials(&state.data_dir.join("artifacts")) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed the partial uploads of a crash"),
+            Err(e) => tracing::warn!(error = %e, "removing partial uploads"),
+        }
         Ok(Arc::new(state))
     }
 

@@ -431,3 +431,21 @@ fn the_horizon_removes_a_builds_artifacts() {
         "second"
     );
 }
+
+#[test]
+fn partial_uploads_left_by_a_crash_are_gone_after_a_restart() {
+    let mut megatron = Megatron::start(CYBERTRON);
+    let build = megatron.dir.join("data/artifacts/7");
+    std::fs::create_dir_all(build.join("site")).expect("mkdir");
+    std::fs::write(build.join("kept.txt"), "kept").expect("write");
+    std::fs::write(
+        build.join("site/.constructicon-partial-0123"),
+        vec![0u8; 1 << 20],
+    )
+    .expect("write");
+    std::fs::create_dir_all(build.join(".constructicon-partial-4567/deep")).expect("mkdir");
+    megatron.restart();
+    assert!(build.join("kept.txt").is_file());
+    assert!(!build.join("site/.constructicon-partial-0123").exists());
+    assert!(!build.join(".constructicon-partial-4567").exists());
+}

@@ -275,3 +275,30 @@ pub fn remove_build_artifacts(dir: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Removes what uploads and extractions under way left behind when the
+/// process died (their temp names), anywhere under `root`; returns how many.
+/// Called at start-up, when no upload can be under way.
+pub fn remove_partials(root: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let entries = match fs::read_dir(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            if kind.is_dir() {
+                fs::remove_dir_all(&path)?;
+            } else {
+                fs::remove_file(&path)?;
+            }
+            removed += 1;
+        } else if kind.is_dir() {
+            removed += remove_partials(&path)?;
+        }
+    }
+    Ok(removed)
+}
