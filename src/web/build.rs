@@ -232,6 +232,23 @@ pub async fn show(
     show_with(&state, caller, id, StatusCode::OK, None).await
 }
 
+/// `/builders/{name}/builds/{number}`: a build by its builder's number,
+/// the way pages and messages name it.
+pub async fn by_number(
+    state: Extract<Arc<State>>,
+    Extension(caller): Extension<Caller>,
+    Path((name, number)): Path<(String, u64)>,
+) -> Response {
+    let who = name.clone();
+    let found = state
+        .blocking(move |s| s.store.build_by_number(&who, number).ok())
+        .await;
+    match found {
+        Some(build) => show_with(&state, caller, build.id, StatusCode::OK, None).await,
+        None => super::page::not_found(&caller, &format!("There is no build {name} #{number}.")),
+    }
+}
+
 pub async fn cancel(
     state: Extract<Arc<State>>,
     Extension(caller): Extension<Caller>,

@@ -25,7 +25,6 @@ use std::sync::Arc;
 const PAGE: usize = 25;
 
 pub struct HistoryRow {
-    pub id: u64,
     pub number: u64,
     pub word: &'static str,
     pub class: &'static str,
@@ -204,7 +203,6 @@ async fn page(
             let label = build_label(b);
             let when = b.started.unwrap_or(b.created);
             HistoryRow {
-                id: b.id,
                 number: b.number,
                 word: label.word,
                 class: label.class,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 const CELLS: usize = 20;
 
 pub struct Cell {
-    pub id: u64,
+    pub number: u64,
     pub class: &'static str,
     pub title: String,
 }
@@ -99,7 +99,7 @@ fn builder_row(state: &State, builder: String, now: u64) -> BuilderRow {
         cells: builds
             .iter()
             .map(|b| Cell {
-                id: b.id,
+                number: b.number,
                 class: build_label(b).class,
                 title: title(b, now),
             })

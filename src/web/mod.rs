@@ -64,6 +64,12 @@ fn routes(state: Arc<State>) -> Routes {
         .at(M::GET, "/builders/{name}", view, builder::show)
         .at(M::POST, "/builders/{name}/force", operate, builder::force)
         .at(M::GET, "/builds/{id}", view, build::show)
+        .at(
+            M::GET,
+            "/builders/{name}/builds/{number}",
+            view,
+            build::by_number,
+        )
         .at(M::POST, "/builds/{id}/cancel", operate, build::cancel)
         .at(M::POST, "/builds/{id}/rebuild", operate, build::rebuild)
         .at(M::GET, "/builds/{id}/events", view, build::events)

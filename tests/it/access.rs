@@ -248,6 +248,7 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/builders/{name}", Role(Viewer)),
         ("POST", "/builders/{name}/force", Role(Operator)),
         ("GET", "/builds/{id}", Role(Viewer)),
+        ("GET", "/builders/{name}/builds/{number}", Role(Viewer)),
         ("POST", "/builds/{id}/cancel", Role(Operator)),
         ("POST", "/builds/{id}/rebuild", Role(Operator)),
         ("GET", "/builds/{id}/events", Role(Viewer)),
