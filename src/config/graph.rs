@@ -11,7 +11,7 @@ use super::sandbox::Sandbox;
 use super::spec::{
     CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
 };
-use super::words::type_in_words;
+use super::words::{quoted, type_in_words};
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -106,24 +106,18 @@ pub fn build(
     cybertron: &CybertronSpec,
     problems: &mut Vec<(Origin, Problem)>,
 ) -> Graph {
-    let mut report = |origin: Origin, path: &str, message: String| {
-        problems.push((
-            origin,
-            Problem {
-                path: path.to_string(),
-                message,
-            },
-        ))
-    };
+    let mut report = |origin: Origin, problem: Problem| problems.push((origin, problem));
 
     if spec.builders.len() > sandbox.limits.max_builders {
         report(
             Origin::Repo,
-            "builders",
-            format!(
-                "{} builders is more than the {} a repo may define",
-                spec.builders.len(),
-                sandbox.limits.max_builders
+            Problem::new(
+                "builders",
+                format!(
+                    "{} builders is more than the {} a repo may define",
+                    spec.builders.len(),
+                    sandbox.limits.max_builders
+                ),
             ),
         );
         return empty_graph(repo);
@@ -136,9 +130,11 @@ pub fn build(
         if cybertron.schedulers.contains_key(name) {
             report(
                 Origin::Repo,
-                &child("schedulers", name),
-                format!(
-                    "scheduler \"{name}\" is already defined by cybertron; choose another name"
+                Problem::new(
+                    &child("schedulers", name),
+                    format!(
+                        "scheduler \"{name}\" is already defined by cybertron; choose another name"
+                    ),
                 ),
             );
             continue;
@@ -161,8 +157,10 @@ pub fn build(
         if cybertron.workers.contains_key(name) {
             report(
                 Origin::Repo,
-                &child("workers", name),
-                format!("worker \"{name}\" is already defined by cybertron"),
+                Problem::new(
+                    &child("workers", name),
+                    format!("worker \"{name}\" is already defined by cybertron"),
+                ),
             );
             continue;
         }
@@ -202,7 +200,7 @@ pub fn build(
                     Ok(false) => holds = false,
                     Err(message) => {
                         if !accept_failed {
-                            report(origin, &at, message);
+                            report(origin, Problem::new(&at, message).at_value());
                         }
                         accept_failed = true;
                         holds = false;
@@ -218,15 +216,12 @@ pub fn build(
         }
         if matched.is_empty() && !accept_failed {
             let names: Vec<&str> = worker_features.iter().map(|(n, _)| n.as_str()).collect();
-            report(
-                Origin::Repo,
-                &path,
-                format!(
-                    "no worker accepts this builder: accept `{own_accept}`{} holds for none of the workers ({})",
-                    if base_accept == "true" { String::new() } else { format!(" and builder_base's `{base_accept}`") },
-                    if names.is_empty() { "there are none".to_string() } else { names.join(", ") }
-                ),
-            );
+            let problem = Problem::new(&path, format!(
+                "no worker accepts this builder: accept `{own_accept}`{} holds for none of the workers ({})",
+                if base_accept == "true" { String::new() } else { format!(" and builder_base's `{base_accept}`") },
+                if names.is_empty() { "there are none".to_string() } else { names.join(", ") }
+            ));
+            report(Origin::Repo, problem);
         }
 
         let mut steps = Vec::new();
@@ -253,10 +248,12 @@ pub fn build(
                 Some(own) if own.url == dep.url => {}
                 Some(own) => report(
                     Origin::Repo,
-                    &child(&path, "deps"),
-                    format!(
-                        "dep \"{}\" ({}) clashes with builder_base's dep of the same folder name ({})",
-                        dep.name, own.url, dep.url
+                    Problem::new(
+                        &child(&path, "deps"),
+                        format!(
+                            "dep \"{}\" ({}) clashes with builder_base's dep of the same folder name ({})",
+                            dep.name, own.url, dep.url
+                        ),
                     ),
                 ),
                 None => deps.push(dep.clone()),
@@ -268,15 +265,19 @@ pub fn build(
             if let Some((own_source, _)) = builder.upload.iter().find(|(_, d)| *d == destination) {
                 report(
                     Origin::Repo,
-                    &child(&child(&path, "upload"), own_source),
-                    format!("upload destination \"{destination}\" clashes with builder_base's upload of \"{source}\""),
+                    Problem::new(
+                        &child(&child(&path, "upload"), own_source),
+                        format!("upload destination \"{destination}\" clashes with builder_base's upload of \"{source}\""),
+                    ),
                 );
             } else if let Some(own_destination) = builder.upload.get(source) {
                 report(
                     Origin::Repo,
-                    &child(&child(&path, "upload"), source),
-                    format!(
-                        "upload source \"{source}\" (to \"{own_destination}\") clashes with builder_base's upload of it to \"{destination}\""
+                    Problem::new(
+                        &child(&child(&path, "upload"), source),
+                        format!(
+                            "upload source \"{source}\" (to \"{own_destination}\") clashes with builder_base's upload of it to \"{destination}\""
+                        ),
                     ),
                 );
             } else {
@@ -288,9 +289,9 @@ pub fn build(
             if builder.url.contains_key(destination) {
                 report(
                     Origin::Repo,
-                    &child(&child(&path, "url"), destination),
-                    format!(
-                        "url destination \"{destination}\" clashes with builder_base's url for it"
+                    Problem::new(
+                        &child(&child(&path, "url"), destination),
+                        format!("url destination \"{destination}\" clashes with builder_base's url for it"),
                     ),
                 );
             } else {
@@ -325,10 +326,10 @@ pub fn build(
                     scheduler.clone()
                 } else {
                     if origin == Origin::Repo {
+                        let known = known_schedulers(spec, cybertron);
                         report(
                             origin,
-                            &index(&list_path, i),
-                            unknown("scheduler", scheduler, known_schedulers(spec, cybertron)),
+                            unknown_scheduler(&index(&list_path, i), scheduler, &known),
                         );
                     }
                     continue;
@@ -348,8 +349,11 @@ pub fn build(
                 if i < builder.resources.len() {
                     report(
                         Origin::Repo,
-                        &index(&child(&path, "resources"), i),
-                        unknown_resource(resource, &cybertron.resources),
+                        unknown_resource(
+                            &index(&child(&path, "resources"), i),
+                            resource,
+                            &cybertron.resources,
+                        ),
                     );
                 }
                 continue;
@@ -366,8 +370,10 @@ pub fn build(
                 if let Err(message) = sandbox.compile_expression(expression, &["build"]) {
                     report(
                         Origin::Repo,
-                        &index(&entry_path, i),
-                        format!("invalid value expression `{expression}`: {message}"),
+                        Problem::new(
+                            &index(&entry_path, i),
+                            format!("invalid value expression `{expression}`: {message}"),
+                        ),
                     );
                 }
             }
@@ -427,36 +433,39 @@ pub fn check_cybertron(sandbox: &Sandbox, cybertron: &CybertronSpec, problems: &
     let base = &cybertron.builder_base;
     for (i, scheduler) in base.schedulers.iter().enumerate() {
         if !cybertron.schedulers.contains_key(scheduler) {
-            let known = cybertron.schedulers.keys().cloned().collect();
-            problems.push(Problem {
-                path: index("builder_base.schedulers", i),
-                message: unknown("scheduler", scheduler, known),
-            });
+            let known: Vec<String> = cybertron.schedulers.keys().cloned().collect();
+            problems.push(unknown_scheduler(
+                &index("builder_base.schedulers", i),
+                scheduler,
+                &known,
+            ));
         }
     }
     for (i, resource) in base.resources.iter().enumerate() {
         if !cybertron.resources.contains(resource) {
-            problems.push(Problem {
-                path: index("builder_base.resources", i),
-                message: unknown_resource(resource, &cybertron.resources),
-            });
+            problems.push(unknown_resource(
+                &index("builder_base.resources", i),
+                resource,
+                &cybertron.resources,
+            ));
         }
     }
     if let Some(accept) = &base.accept {
         if let Err(message) = sandbox.compile_expression(accept, &["features", "worker"]) {
-            problems.push(Problem {
-                path: "builder_base.accept".into(),
-                message: format!("invalid accept expression: {message}"),
-            });
+            problems.push(
+                Problem::new(
+                    "builder_base.accept",
+                    format!("invalid accept expression: {message}"),
+                )
+                .at_value(),
+            );
         }
     }
     if !base.get.is_empty() {
-        problems.push(Problem {
-            path: "builder_base.get".into(),
-            message:
-                "builder_base cannot get results: which builder's results would depend on the repo"
-                    .into(),
-        });
+        problems.push(Problem::new(
+            "builder_base.get",
+            "builder_base cannot get results: which builder's results would depend on the repo",
+        ));
     }
 }
 
@@ -488,28 +497,30 @@ fn known_schedulers(spec: &ConstructiconSpec, cybertron: &CybertronSpec) -> Vec<
         .collect()
 }
 
-fn unknown(what: &str, name: &str, known: Vec<String>) -> String {
-    if known.is_empty() {
-        format!("{what} \"{name}\" does not exist: none are defined")
+/// A scheduler name that is neither the repo's nor cybertron's.
+fn unknown_scheduler(path: &str, name: &str, known: &[String]) -> Problem {
+    let message = if known.is_empty() {
+        format!("scheduler \"{name}\" does not exist: none are defined")
     } else {
-        let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
         format!(
-            "{what} \"{name}\" does not exist (defined: {})",
-            known.join(", ")
+            "scheduler \"{name}\" does not exist (defined: {})",
+            quoted(known)
         )
-    }
+    };
+    Problem::new(path, message).at_value()
 }
 
-fn unknown_resource(name: &str, declared: &[String]) -> String {
-    if declared.is_empty() {
+/// A resource name cybertron does not declare.
+fn unknown_resource(path: &str, name: &str, declared: &[String]) -> Problem {
+    let message = if declared.is_empty() {
         format!("resource \"{name}\" is not declared by cybertron, which declares none")
     } else {
-        let declared: Vec<String> = declared.iter().map(|k| format!("\"{k}\"")).collect();
         format!(
             "resource \"{name}\" is not declared by cybertron (declared: {})",
-            declared.join(", ")
+            quoted(declared)
         )
-    }
+    };
+    Problem::new(path, message).at_value()
 }
 
 /// Accept expressions compiled once each, evaluated per worker with

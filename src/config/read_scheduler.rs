@@ -52,7 +52,7 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
         ],
         "commit" => &["type", "parameters", "branch_regex", "branches"],
         other => {
-            reader.problem(
+            reader.value_problem(
                 &child(path, "type"),
                 format!("unknown scheduler type \"{other}\": expected \"force\", \"time\" or \"commit\""),
             );
@@ -87,7 +87,7 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
                     .and_then(|v| reader.scalar(v, &fields.path_of(key)))
                     .unwrap_or_else(|| default.to_string());
                 if let Err(why) = check_time_field(key, &text) {
-                    reader.problem(&fields.path_of(key), why);
+                    reader.value_problem(&fields.path_of(key), why);
                 }
                 text
             };
@@ -106,7 +106,7 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
                 .and_then(|r| reader.string(r, &fields.path_of("branch_regex")))
                 .unwrap_or_else(|| ".*".to_string());
             if let Err(e) = regex::Regex::new(&branch_regex) {
-                reader.problem(
+                reader.value_problem(
                     &fields.path_of("branch_regex"),
                     format!(
                         "invalid regex \"{branch_regex}\": {}",

@@ -1,7 +1,132 @@
-//! Diagnostics as rustc users expect them, through the real binary.
+//! Diagnostics as rustc users expect them, through the real binary: steps
+//! numbered from 1 and named in diagnostics about commands, keys a loop
+//! writes placed where they are written, runtime errors in words, and the
+//! caret under a wrong value.
 
 use crate::common::Repo;
-use crate::eval::{check, errors_of};
+use crate::eval::{check, check_at, errors_of, located, CYBERTRON};
+use serde_json::Value;
+
+/// One diagnostic of the JSON report as the rendered form reads it: the
+/// one-line form, then its `note:` lines.
+fn explained(diagnostic: &Value) -> String {
+    let mut text = located(diagnostic);
+    for note in diagnostic["notes"].as_array().into_iter().flatten() {
+        text += &format!("\n  note: {}", note.as_str().expect("note"));
+    }
+    text
+}
+
+/// Pins every error of a script with its place and notes.
+#[track_caller]
+fn check_explained(cybertron: &str, script: &str, expected: &[&str]) {
+    let repo = Repo::with_config(script);
+    let errors: Vec<String> = errors_of(&repo, Some(cybertron))
+        .iter()
+        .map(explained)
+        .collect();
+    assert_eq!(errors, expected, "script:\n{script}");
+}
+
+// ---------------------------------------------------------------- steps
+
+#[test]
+fn a_diagnostic_about_a_command_says_which_step_it_is() {
+    check_explained(
+        CYBERTRON,
+        r#"constructicon = #{ builders: #{ b: #{
+    precommands: [""],
+    commands: ["a", #{ command: "b", timeout: 0 }],
+} } };"#,
+        &[
+            "hello/constructicon.rhai:2:19: builders.b.precommands[0]: the command is empty\n  note: builders.b.precommands[0] is the step \"precommand 1\"",
+            "hello/constructicon.rhai:3:47: builders.b.commands[1].timeout: 0 is out of range: expected 1 to 7200\n  note: builders.b.commands[1] is the step \"command 2\"",
+        ],
+    );
+    let repo = Repo::with_config(r#"constructicon = #{ builders: #{ b: #{ commands: ["a"] } } };"#);
+    let errors: Vec<String> = errors_of(
+        &repo,
+        Some(r#"cybertron = #{ workers: #{ w: #{} }, builder_base: #{ commands: ["ok", 7] } };"#),
+    )
+    .iter()
+    .map(explained)
+    .collect();
+    assert_eq!(
+        errors,
+        ["cybertron.rhai:1:72: builder_base.commands[1]: expected a string or a map with \"command\", found an integer\n  note: builder_base.commands[1] is the step \"cybertron command 2\" of every builder"]
+    );
+}
+
+// ---------------------------------------------------------------- places
+
+#[test]
+fn a_key_a_loop_writes_is_placed_where_it_is_written() {
+    // Not at `builders: builders`, where the loop's map is used, and once
+    // for both builders the loop made.
+    check_explained(
+        CYBERTRON,
+        r#"let builders = #{};
+for name in ["a", "b"] {
+    builders[name] = #{ commands: ["x"], timout: 5 };
+}
+constructicon = #{ builders: builders };"#,
+        &[
+            r#"hello/constructicon.rhai:3:42: builders.a.timout: unused configuration key "timout" (and 1 more)
+  note: also at builders.b.timout"#,
+        ],
+    );
+    // Two misspellings, one in a loop and one after it: each line once,
+    // with the paths that came from it.
+    check_explained(
+        CYBERTRON,
+        r#"let builders = #{};
+for os in ["linux", "mac"] {
+    builders[os] = #{ commands: [#{ command: "make", timout: 5 }] };
+}
+builders.win = #{ commands: [#{ command: "nmake", timout: 5 }] };
+constructicon = #{ builders: builders };"#,
+        &[
+            r#"hello/constructicon.rhai:3:54: builders.linux.commands[0].timout: unused configuration key "timout" (did you mean "timeout"?) (and 1 more)
+  note: builders.linux.commands[0] is the step "command 1"
+  note: also at builders.mac.commands[0].timout"#,
+            r#"hello/constructicon.rhai:5:51: builders.win.commands[0].timout: unused configuration key "timout" (did you mean "timeout"?)
+  note: builders.win.commands[0] is the step "command 1""#,
+        ],
+    );
+}
+
+#[test]
+fn the_caret_goes_under_a_wrong_value() {
+    check_at(
+        r#"constructicon = #{ builders: #{ b: #{
+    commands: [#{ command: "c", timeout: "5" }],
+    accept: 5,
+} } };"#,
+        &[
+            "hello/constructicon.rhai:2:42: builders.b.commands[0].timeout: expected an integer, found a string",
+            "hello/constructicon.rhai:3:13: builders.b.accept: expected a string, found an integer",
+        ],
+    );
+    let repo = Repo::with_config(
+        r#"constructicon = #{ builders: #{ b: #{
+    commands: [#{ command: "c", timeout: "5" }],
+} } };"#,
+    );
+    repo.outside("cybertron.rhai", CYBERTRON);
+    let out = repo.eval(&["--cybertron", "cybertron.rhai"]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        out.stderr,
+        r#"error: hello/constructicon.rhai:2:42: builders.b.commands[0].timeout: expected an integer, found a string
+  |
+2 |     commands: [#{ command: "c", timeout: "5" }],
+  |                                          ^^^
+  = note: builders.b.commands[0] is the step "command 1"
+
+error: 1 error in config
+"#
+    );
+}
 
 // ---------------------------------------------------------------- words
 

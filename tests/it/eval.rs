@@ -329,8 +329,8 @@ fn unsafe_names_in_cybertron_are_refused() {
         errors,
         [
             r#"cybertron.rhai:1:28: workers["w/1"]: worker name "w/1" cannot be used as a folder name or URL segment: it contains "/""#,
-            r#"cybertron.rhai:1:42: resources[0]: resource name "r/1" cannot be used as a folder name or URL segment: it contains "/""#,
-            r#"cybertron.rhai:1:42: resources[1]: resource name ".." cannot be used as a folder name or URL segment: it is a relative folder reference"#,
+            r#"cybertron.rhai:1:54: resources[0]: resource name "r/1" cannot be used as a folder name or URL segment: it contains "/""#,
+            r#"cybertron.rhai:1:61: resources[1]: resource name ".." cannot be used as a folder name or URL segment: it is a relative folder reference"#,
         ]
     );
 }
@@ -522,21 +522,21 @@ constructicon = #{
 };"#,
         &[
             r#"hello/constructicon.rhai:5:13: builders.basic.comands: unused configuration key "comands" (did you mean "commands"?)"#,
-            r#"hello/constructicon.rhai:6:13: builders.basic.commands[1]: expected a string or a map with "command", found an integer"#,
+            r#"hello/constructicon.rhai:6:32: builders.basic.commands[1]: expected a string or a map with "command", found an integer"#,
         ],
     );
 }
 
-/// Expected behaviour, not met yet (see the report): an error in the second
-/// command map should point at that map's key, not the first one's.
+/// An error in the second command map points into that map, not the first
+/// one, and under the value that is wrong.
 #[test]
-fn errors_in_later_array_items_point_at_their_own_key() {
+fn errors_in_later_array_items_point_at_their_own_value() {
     check_at(
         r#"constructicon = #{ builders: #{ b: #{ commands: [
     #{ command: "a", timeout: 5 },
     #{ command: "b", timeout: 0 },
 ] } } };"#,
-        &["hello/constructicon.rhai:3:22: builders.b.commands[1].timeout: 0 is out of range: expected 1 to 7200"],
+        &["hello/constructicon.rhai:3:31: builders.b.commands[1].timeout: 0 is out of range: expected 1 to 7200"],
     );
 }
 
