@@ -1,5 +1,6 @@
 //! Config errors as product output: file, line, column, key path and message,
-//! notes, and their rustc-style rendering with the source line and a caret.
+//! a `help:` line when the fix is known, and their rustc-style rendering with
+//! the source line and a caret.
 //!
 //! Values built by a script carry no positions, so a problem found while
 //! reading is placed by finding its key path in the source text (`locate`).
@@ -26,6 +27,9 @@ pub struct Diagnostic {
     pub line: Option<usize>,
     /// 1-based, in characters.
     pub column: Option<usize>,
+    /// How to fix it, when that is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
     /// What else helps to read it: which step a command is, which other
     /// paths the same problem is at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -45,6 +49,7 @@ impl Diagnostic {
             file: file.to_string(),
             line,
             column,
+            help: None,
             notes: Vec::new(),
         }
     }
@@ -65,6 +70,7 @@ fn diagnostic_at(file: &str, problem: &Problem, place: Option<(usize, usize)>) -
         file: file.to_string(),
         line: place.map(|(line, _)| line),
         column: place.map(|(_, column)| column),
+        help: problem.help.clone(),
         notes: step_note(&problem.path).into_iter().collect(),
     }
 }
@@ -115,7 +121,8 @@ type Places = Vec<Option<(usize, usize)>>;
 pub fn placed(file: &str, source: &str, problems: &[Problem]) -> Vec<Diagnostic> {
     let assigned = locate_assignment(source, "constructicon")
         .or_else(|| locate_assignment(source, "cybertron"));
-    // Groups in the order their first problem came, by message and places.
+    // Groups in the order their first problem came, by message, help and
+    // places.
     let mut groups: Vec<(Places, Vec<&Problem>)> = Vec::new();
     let scanned = Source::new(source);
     for problem in problems {
@@ -127,9 +134,11 @@ pub fn placed(file: &str, source: &str, problems: &[Problem]) -> Vec<Diagnostic>
         if places.is_empty() {
             places.push(assigned);
         }
-        let same = groups
-            .iter_mut()
-            .find(|(at, members)| *at == places && members[0].message == problem.message);
+        let same = groups.iter_mut().find(|(at, members)| {
+            *at == places
+                && members[0].message == problem.message
+                && members[0].help == problem.help
+        });
         match same {
             Some((_, members)) => members.push(problem),
             None => groups.push((places, vec![problem])),
@@ -171,7 +180,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Renders errors rustc-style: the one-line form, then the source line with a
-/// caret under the column, then the notes.
+/// caret under the column, then the help and notes.
 pub fn render(diagnostics: &[Diagnostic], sources: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     for diagnostic in diagnostics {
@@ -193,6 +202,9 @@ pub fn render(diagnostics: &[Diagnostic], sources: &BTreeMap<String, String>) ->
             out.push_str(&format!("{:gutter$} |\n", ""));
             out.push_str(&format!("{line} | {text}\n"));
             out.push_str(&format!("{:gutter$} | {pad}{}\n", "", "^".repeat(width)));
+        }
+        if let Some(help) = &diagnostic.help {
+            out.push_str(&format!("{:gutter$} = help: {help}\n", ""));
         }
         for note in &diagnostic.notes {
             out.push_str(&format!("{:gutter$} = note: {note}\n", ""));
@@ -240,12 +252,13 @@ mod tests {
     }
 
     #[test]
-    fn render_shows_the_line_a_caret_and_the_notes() {
+    fn render_shows_the_line_a_caret_and_the_help() {
         let problems = [
             Problem::new(
                 "builders.basic.comands",
                 "unused configuration key \"comands\" (did you mean \"commands\"?)",
-            ),
+            )
+            .help("did you mean \"commands\"?"),
             Problem::new(
                 "builders.basic.commands[1]",
                 "expected a string or a map with \"command\", found an integer",
@@ -259,6 +272,7 @@ mod tests {
   |
 4 |             comands: ["x"],
   |             ^^^^^^^
+  = help: did you mean "commands"?
 
 error: c.rhai:5:32: builders.basic.commands[1]: expected a string or a map with "command", found an integer
   |

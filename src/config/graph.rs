@@ -11,7 +11,7 @@ use super::sandbox::Sandbox;
 use super::spec::{
     CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
 };
-use super::words::{quoted, type_in_words};
+use super::words::{suggest, type_in_words};
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -499,28 +499,29 @@ fn known_schedulers(spec: &ConstructiconSpec, cybertron: &CybertronSpec) -> Vec<
 
 /// A scheduler name that is neither the repo's nor cybertron's.
 fn unknown_scheduler(path: &str, name: &str, known: &[String]) -> Problem {
-    let message = if known.is_empty() {
-        format!("scheduler \"{name}\" does not exist: none are defined")
+    let problem = Problem::new(path, format!("scheduler \"{name}\" does not exist")).at_value();
+    if known.is_empty() {
+        problem.help(format!(
+            "no scheduler is defined; define it, e.g. schedulers: #{{ {name}: #{{ type: \"force\" }} }}"
+        ))
     } else {
-        format!(
-            "scheduler \"{name}\" does not exist (defined: {})",
-            quoted(known)
-        )
-    };
-    Problem::new(path, message).at_value()
+        problem.help(suggest(name, known, "defined schedulers"))
+    }
 }
 
 /// A resource name cybertron does not declare.
 fn unknown_resource(path: &str, name: &str, declared: &[String]) -> Problem {
-    let message = if declared.is_empty() {
-        format!("resource \"{name}\" is not declared by cybertron, which declares none")
+    let problem = Problem::new(
+        path,
+        format!("resource \"{name}\" is not declared by cybertron"),
+    )
+    .at_value();
+    if declared.is_empty() {
+        problem
+            .help("cybertron declares no resources; its maintainers add them to its \"resources\"")
     } else {
-        format!(
-            "resource \"{name}\" is not declared by cybertron (declared: {})",
-            quoted(declared)
-        )
-    };
-    Problem::new(path, message).at_value()
+        problem.help(suggest(name, declared, "cybertron declares"))
+    }
 }
 
 /// Accept expressions compiled once each, evaluated per worker with

@@ -3,8 +3,9 @@
 //! top-level readers use this one.
 
 use super::read_checks::{check_declared_name, one_line};
-use super::reader::{child, Reader};
+use super::reader::{child, Problem, Reader};
 use super::spec::SchedulerSpec;
+use super::words::closest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -52,10 +53,15 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
         ],
         "commit" => &["type", "parameters", "branch_regex", "branches"],
         other => {
-            reader.value_problem(
+            let mut problem = Problem::new(
                 &child(path, "type"),
                 format!("unknown scheduler type \"{other}\": expected \"force\", \"time\" or \"commit\""),
-            );
+            )
+            .at_value();
+            if let Some(near) = closest(other, ["force", "time", "commit"]) {
+                problem = problem.help(format!("did you mean \"{near}\"?"));
+            }
+            reader.push(problem);
             return None;
         }
     };

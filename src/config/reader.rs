@@ -5,7 +5,7 @@
 //! by key. Every map is read through [`Reader::fields`], which reports the keys
 //! nobody asked for as "unused configuration key", the way the original did.
 
-use super::words::{closest, describe, describe_dynamic};
+use super::words::{closest, describe, describe_dynamic, quoted};
 use rhai::Dynamic;
 use serde_json::Value;
 
@@ -17,6 +17,8 @@ pub type Map = serde_json::Map<String, Value>;
 pub struct Problem {
     pub path: String,
     pub message: String,
+    /// How to fix it, when that is known: shown as a `help:` line.
+    pub help: Option<String>,
     /// The problem is in the key's value (a wrong type, a value out of
     /// range), so it is shown under the value rather than the key.
     pub at_value: bool,
@@ -27,8 +29,14 @@ impl Problem {
         Problem {
             path: path.to_string(),
             message: message.into(),
+            help: None,
             at_value: false,
         }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Problem {
+        self.help = Some(help.into());
+        self
     }
 
     pub fn at_value(mut self) -> Problem {
@@ -267,15 +275,25 @@ impl Reader {
 }
 
 /// A key nobody asked for: "unused configuration key", as the original
-/// said, with the key meant when one is near.
+/// said, with the key meant when one is near, or the keys allowed there.
 fn unknown_key(path: &str, key: &str, allowed: &[&str]) -> Problem {
     let path = child(path, key);
     match closest(key, allowed.iter().copied()) {
         Some(near) => Problem::new(
             &path,
             format!("unused configuration key \"{key}\" (did you mean \"{near}\"?)"),
-        ),
-        None => Problem::new(&path, format!("unused configuration key \"{key}\"")),
+        )
+        .help(format!("did you mean \"{near}\"?")),
+        // The first version's name for workers.
+        None if key == "slaves" && allowed.contains(&"workers") => {
+            Problem::new(&path, format!("unused configuration key \"{key}\""))
+                .help("the first version's \"slaves\" are called \"workers\" here")
+        }
+        None => {
+            let allowed: Vec<String> = allowed.iter().map(|k| k.to_string()).collect();
+            Problem::new(&path, format!("unused configuration key \"{key}\""))
+                .help(format!("the keys allowed here are {}", quoted(&allowed)))
+        }
     }
 }
 
@@ -306,8 +324,10 @@ mod tests {
                 Problem::new(
                     "builders.basic.comands",
                     "unused configuration key \"comands\" (did you mean \"commands\"?)"
-                ),
-                Problem::new("builders.basic.zzz", "unused configuration key \"zzz\""),
+                )
+                .help("did you mean \"commands\"?"),
+                Problem::new("builders.basic.zzz", "unused configuration key \"zzz\"")
+                    .help("the keys allowed here are \"commands\", \"deps\""),
             ]
         );
     }

@@ -1,23 +1,26 @@
 //! Diagnostics as rustc users expect them, through the real binary: steps
 //! numbered from 1 and named in diagnostics about commands, keys a loop
-//! writes placed where they are written, runtime errors in words, and the
-//! caret under a wrong value.
+//! writes placed where they are written, runtime errors in words, `help:`
+//! lines, and the caret under a wrong value.
 
 use crate::common::Repo;
 use crate::eval::{check, check_at, errors_of, located, CYBERTRON};
 use serde_json::Value;
 
 /// One diagnostic of the JSON report as the rendered form reads it: the
-/// one-line form, then its `note:` lines.
+/// one-line form, then its `help:` and `note:` lines.
 fn explained(diagnostic: &Value) -> String {
     let mut text = located(diagnostic);
+    if let Some(help) = diagnostic["help"].as_str() {
+        text += &format!("\n  help: {help}");
+    }
     for note in diagnostic["notes"].as_array().into_iter().flatten() {
         text += &format!("\n  note: {}", note.as_str().expect("note"));
     }
     text
 }
 
-/// Pins every error of a script with its place and notes.
+/// Pins every error of a script with its place, help and notes.
 #[track_caller]
 fn check_explained(cybertron: &str, script: &str, expected: &[&str]) {
     let repo = Repo::with_config(script);
@@ -72,6 +75,7 @@ for name in ["a", "b"] {
 constructicon = #{ builders: builders };"#,
         &[
             r#"hello/constructicon.rhai:3:42: builders.a.timout: unused configuration key "timout" (and 1 more)
+  help: the keys allowed here are "accept", "deps", "precommands", "commands", "upload", "zip", "unzip", "url", "schedulers", "resources", "get", "collapse"
   note: also at builders.b.timout"#,
         ],
     );
@@ -87,9 +91,11 @@ builders.win = #{ commands: [#{ command: "nmake", timout: 5 }] };
 constructicon = #{ builders: builders };"#,
         &[
             r#"hello/constructicon.rhai:3:54: builders.linux.commands[0].timout: unused configuration key "timout" (did you mean "timeout"?) (and 1 more)
+  help: did you mean "timeout"?
   note: builders.linux.commands[0] is the step "command 1"
   note: also at builders.mac.commands[0].timout"#,
             r#"hello/constructicon.rhai:5:51: builders.win.commands[0].timout: unused configuration key "timout" (did you mean "timeout"?)
+  help: did you mean "timeout"?
   note: builders.win.commands[0] is the step "command 1""#,
         ],
     );
@@ -190,6 +196,48 @@ fn a_command_map_reports_every_problem_in_it() {
             "builders.b.commands[0].timeout: expected an integer, found a string",
             "builders.b.commands[0].warnings: expected an array, found a string",
             "builders.b.commands[0].suppress_warnings[0]: expected a string, found an integer",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------- help
+
+#[test]
+fn help_lines_say_how_to_fix_it() {
+    check_explained(
+        CYBERTRON,
+        r#"constructicon = #{
+    builders: #{
+        b: #{ comands: ["x"], commands: ["y"], schedulers: ["nightli", "zzz"], resources: ["gpus"] },
+        c: #{ commands: ["y"], colapse: true, bogus: 1 },
+    },
+    slaves: #{},
+};"#,
+        &[
+            r#"hello/constructicon.rhai:3:15: builders.b.comands: unused configuration key "comands" (did you mean "commands"?)
+  help: did you mean "commands"?"#,
+            r#"hello/constructicon.rhai:3:61: builders.b.schedulers[0]: scheduler "nightli" does not exist
+  help: did you mean "nightly"? defined schedulers: "nightly""#,
+            r#"hello/constructicon.rhai:3:72: builders.b.schedulers[1]: scheduler "zzz" does not exist
+  help: defined schedulers: "nightly""#,
+            r#"hello/constructicon.rhai:3:92: builders.b.resources[0]: resource "gpus" is not declared by cybertron
+  help: did you mean "gpu"? cybertron declares: "gpu", "cpap machine""#,
+            r#"hello/constructicon.rhai:4:32: builders.c.colapse: unused configuration key "colapse" (did you mean "collapse"?)
+  help: did you mean "collapse"?"#,
+            r#"hello/constructicon.rhai:4:47: builders.c.bogus: unused configuration key "bogus"
+  help: the keys allowed here are "accept", "deps", "precommands", "commands", "upload", "zip", "unzip", "url", "schedulers", "resources", "get", "collapse""#,
+            r#"hello/constructicon.rhai:6:5: slaves: unused configuration key "slaves"
+  help: the first version's "slaves" are called "workers" here"#,
+        ],
+    );
+    check_explained(
+        r#"cybertron = #{ workers: #{ w: #{} } };"#,
+        r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], schedulers: ["s"], resources: ["r"] } } };"#,
+        &[
+            r#"hello/constructicon.rhai:1:69: builders.b.schedulers[0]: scheduler "s" does not exist
+  help: no scheduler is defined; define it, e.g. schedulers: #{ s: #{ type: "force" } }"#,
+            r#"hello/constructicon.rhai:1:87: builders.b.resources[0]: resource "r" is not declared by cybertron
+  help: cybertron declares no resources; its maintainers add them to its "resources""#,
         ],
     );
 }

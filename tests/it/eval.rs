@@ -341,16 +341,12 @@ fn unsafe_names_in_cybertron_are_refused() {
 fn resources_must_be_declared_by_cybertron() {
     check(
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], resources: ["gpu", "nope"] } } };"#,
-        &[
-            r#"builders.b.resources[1]: resource "nope" is not declared by cybertron (declared: "gpu", "cpap machine")"#,
-        ],
+        &[r#"builders.b.resources[1]: resource "nope" is not declared by cybertron"#],
     );
     check_with(
         None,
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], resources: ["gpu"] } } };"#,
-        &[
-            r#"builders.b.resources[0]: resource "gpu" is not declared by cybertron, which declares none"#,
-        ],
+        &[r#"builders.b.resources[0]: resource "gpu" is not declared by cybertron"#],
     );
 }
 
@@ -364,9 +360,7 @@ fn schedulers_must_exist_and_not_clash_with_cybertron() {
     );
     check(
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], schedulers: ["force", "nope"] } }, schedulers: #{ force: #{ type: "force" } } };"#,
-        &[
-            r#"builders.b.schedulers[1]: scheduler "nope" does not exist (defined: "force", "nightly")"#,
-        ],
+        &[r#"builders.b.schedulers[1]: scheduler "nope" does not exist"#],
     );
     check(
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"] } }, schedulers: #{ s: #{ type: "cron" }, t: #{ hour: 1 } } };"#,
@@ -500,7 +494,7 @@ fn every_error_is_reported() {
             r#"builders.a: missing required key "commands""#,
             r#"builders.a.comands: unused configuration key "comands" (did you mean "commands"?)"#,
             r#"builders.b.commands[0]: expected a string or a map with "command", found an integer"#,
-            r#"builders.b.resources[0]: resource "nope" is not declared by cybertron (declared: "gpu", "cpap machine")"#,
+            r#"builders.b.resources[0]: resource "nope" is not declared by cybertron"#,
             r#"builders.c.upload.o: upload destination "../o" must not contain "..""#,
             r#"schedulers.t.minute: invalid minute "60": expected "*", a number (0-59), a list like "1,15", a range like "1-5" or a step like "*/10""#,
             r#"workers.laptop: user worker name "laptop" must start with the repo's name and a dash: "hello-...""#,
@@ -565,6 +559,7 @@ fn human_output_shows_place_source_line_and_caret() {
             "  |\n",
             "3 |         basic: #{ comands: [\"x\"], commands: [\"y\"] },\n",
             "  |                   ^^^^^^^\n",
+            "  = help: did you mean \"commands\"?\n",
             "\n",
             "error: 1 error in config\n",
         )
