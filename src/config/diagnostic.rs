@@ -1,6 +1,6 @@
-//! Config errors as product output: file, line, column, key path and message,
-//! a `help:` line when the fix is known, and their rustc-style rendering with
-//! the source line and a caret.
+//! Config errors and warnings as product output: file, line, column, key path
+//! and message, a `help:` line when the fix is known, and their rustc-style
+//! rendering with the source line and a caret.
 //!
 //! Values built by a script carry no positions, so a problem found while
 //! reading is placed by finding its key path in the source text (`locate`).
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// One error in a config.
+/// One error (or warning) in a config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub message: String,
@@ -182,9 +182,22 @@ impl fmt::Display for Diagnostic {
 /// Renders errors rustc-style: the one-line form, then the source line with a
 /// caret under the column, then the help and notes.
 pub fn render(diagnostics: &[Diagnostic], sources: &BTreeMap<String, String>) -> String {
+    render_as("error", diagnostics, sources)
+}
+
+/// Renders warnings as [`render`] renders errors.
+pub fn render_warnings(diagnostics: &[Diagnostic], sources: &BTreeMap<String, String>) -> String {
+    render_as("warning", diagnostics, sources)
+}
+
+fn render_as(
+    level: &str,
+    diagnostics: &[Diagnostic],
+    sources: &BTreeMap<String, String>,
+) -> String {
     let mut out = String::new();
     for diagnostic in diagnostics {
-        out.push_str(&format!("error: {diagnostic}\n"));
+        out.push_str(&format!("{level}: {diagnostic}\n"));
         let text = diagnostic.line.and_then(|line| {
             let source = sources.get(&diagnostic.file)?;
             Some((line, source.lines().nth(line.saturating_sub(1))?))
@@ -281,6 +294,15 @@ error: c.rhai:5:32: builders.basic.commands[1]: expected a string or a map with 
   = note: builders.basic.commands[1] is the step "command 2"
 
 "#
+        );
+    }
+
+    #[test]
+    fn warnings_render_like_errors() {
+        let warning = Diagnostic::keyed("c.rhai", SOURCE, "builders.basic", "no scheduler");
+        assert_eq!(
+            render_warnings(&[warning], &sources()),
+            "warning: c.rhai:3:9: builders.basic: no scheduler\n  |\n3 |         basic: #{\n  |         ^^^^^\n\n"
         );
     }
 

@@ -6,12 +6,13 @@
 //! uploads, urls, zips, unzips, schedulers and resources are added, and an
 //! upload or url destination both declare is an error.
 
+use super::accept::{unknown_features, AcceptCache};
 use super::reader::{child, index, Problem};
 use super::sandbox::Sandbox;
 use super::spec::{
     CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
 };
-use super::words::{suggest, type_in_words};
+use super::words::{quoted, suggest};
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -98,13 +99,15 @@ pub enum Origin {
 }
 
 /// Builds the graph; problems are pushed with their origin and the graph is
-/// meaningful only when none were.
+/// meaningful only when none were. Warnings are what is allowed but probably
+/// not meant.
 pub fn build(
     sandbox: &Sandbox,
     repo: &str,
     spec: &ConstructiconSpec,
     cybertron: &CybertronSpec,
     problems: &mut Vec<(Origin, Problem)>,
+    warnings: &mut Vec<(Origin, Problem)>,
 ) -> Graph {
     let mut report = |origin: Origin, problem: Problem| problems.push((origin, problem));
 
@@ -173,6 +176,10 @@ pub fn build(
             ((*name).clone(), value)
         })
         .collect();
+    let known_features: BTreeSet<&str> = workers
+        .iter()
+        .flat_map(|(_, features)| features.keys().map(String::as_str))
+        .collect();
     let mut accepts = AcceptCache::default();
     let base = &cybertron.builder_base;
     let base_accept = base.accept.clone().unwrap_or_else(|| "true".into());
@@ -214,14 +221,30 @@ pub fn build(
                 matched.push(worker.clone());
             }
         }
+        let unknown = unknown_features(&own_accept, &known_features);
         if matched.is_empty() && !accept_failed {
             let names: Vec<&str> = worker_features.iter().map(|(n, _)| n.as_str()).collect();
-            let problem = Problem::new(&path, format!(
+            let mut problem = Problem::new(&path, format!(
                 "no worker accepts this builder: accept `{own_accept}`{} holds for none of the workers ({})",
                 if base_accept == "true" { String::new() } else { format!(" and builder_base's `{base_accept}`") },
                 if names.is_empty() { "there are none".to_string() } else { names.join(", ") }
             ));
+            if let Some((feature, help)) = unknown.first() {
+                problem = problem.help(format!("no worker has the feature \"{feature}\": {help}"));
+            }
             report(Origin::Repo, problem);
+        } else if !accept_failed {
+            for (feature, help) in unknown {
+                warnings.push((
+                    Origin::Repo,
+                    Problem::new(
+                        &child(&path, "accept"),
+                        format!("the accept expression reads the feature \"{feature}\", which no worker has"),
+                    )
+                    .help(help)
+                    .at_value(),
+                ));
+            }
         }
 
         let mut steps = Vec::new();
@@ -341,6 +364,26 @@ pub fn build(
                     builder_schedulers.push(full);
                 }
             }
+        }
+
+        if builder_schedulers.is_empty() {
+            let known = known_schedulers(spec, cybertron);
+            let help = if known.is_empty() {
+                "define a scheduler, e.g. schedulers: #{ manual: #{ type: \"force\" } }, and name it in the builder's \"schedulers\"".to_string()
+            } else {
+                format!(
+                    "name one in the builder's \"schedulers\"; defined schedulers: {}",
+                    quoted(&known)
+                )
+            };
+            warnings.push((
+                Origin::Repo,
+                Problem::new(
+                    &path,
+                    "no scheduler starts this builder: it never builds, and it cannot be forced",
+                )
+                .help(help),
+            ));
         }
 
         let mut resources = Vec::new();
@@ -521,53 +564,5 @@ fn unknown_resource(path: &str, name: &str, declared: &[String]) -> Problem {
             .help("cybertron declares no resources; its maintainers add them to its \"resources\"")
     } else {
         problem.help(suggest(name, declared, "cybertron declares"))
-    }
-}
-
-/// Accept expressions compiled once each, evaluated per worker with
-/// `features` (the worker's feature map) and `worker` (its name) in scope.
-#[derive(Default)]
-struct AcceptCache {
-    compiled: HashMap<String, Result<rhai::AST, String>>,
-}
-
-impl AcceptCache {
-    fn eval(
-        &mut self,
-        sandbox: &Sandbox,
-        expression: &str,
-        worker: &str,
-        features: &rhai::Dynamic,
-    ) -> Result<bool, String> {
-        if expression == "true" {
-            return Ok(true);
-        }
-        let compiled = self
-            .compiled
-            .entry(expression.to_string())
-            .or_insert_with(|| {
-                sandbox
-                    .compile_expression(expression, &["features", "worker"])
-                    .map_err(|message| {
-                        format!("invalid accept expression `{expression}`: {message}")
-                    })
-            });
-        let compiled = compiled.as_ref().map_err(Clone::clone)?;
-        let value = sandbox
-            .eval_expression(
-                compiled,
-                vec![("features", features.clone()), ("worker", worker.into())],
-            )
-            .map_err(|message| {
-                format!(
-                    "accept expression `{expression}` failed for worker \"{worker}\": {message}"
-                )
-            })?;
-        value.as_bool().map_err(|found| {
-            format!(
-                "accept expression `{expression}` must give a bool, but gave {} for worker \"{worker}\"",
-                type_in_words(found)
-            )
-        })
     }
 }

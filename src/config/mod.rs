@@ -7,6 +7,7 @@
 //! it takes script bytes, and a [`SourceLoader`] for the files a repo's script
 //! imports.
 
+mod accept;
 pub mod access;
 pub mod choose;
 pub mod diagnostic;
@@ -65,6 +66,9 @@ pub struct Cybertron {
 pub struct Evaluation<T> {
     pub value: Option<T>,
     pub errors: Vec<Diagnostic>,
+    /// What is allowed but probably not meant (an `accept` naming a feature
+    /// no worker has, a builder nothing starts); only with a value.
+    pub warnings: Vec<Diagnostic>,
     pub output: Vec<String>,
     pub sources: BTreeMap<String, String>,
 }
@@ -78,6 +82,7 @@ impl<T> Evaluation<T> {
         Evaluation {
             value: None,
             errors,
+            warnings: Vec::new(),
             output,
             sources,
         }
@@ -224,6 +229,7 @@ fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluatio
     let finish = |value: Option<Cybertron>, errors: Vec<Diagnostic>| Evaluation {
         value,
         errors,
+        warnings: Vec::new(),
         output: sandbox.output(),
         sources: sandbox
             .sources
@@ -322,7 +328,15 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         .into_iter()
         .map(|p| (Origin::Repo, p))
         .collect();
-    let mut graph = graph::build(&sandbox, &input.name, &spec, &cybertron.spec, &mut problems);
+    let mut warnings = Vec::new();
+    let mut graph = graph::build(
+        &sandbox,
+        &input.name,
+        &spec,
+        &cybertron.spec,
+        &mut problems,
+        &mut warnings,
+    );
 
     let mut all_sources = sources();
     if !problems.is_empty() {
@@ -340,6 +354,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     Evaluation {
         value: Some(graph),
         errors: Vec::new(),
+        warnings: placed_by_origin(warnings, (file, &source), cybertron),
         output: sandbox.output(),
         sources: all_sources,
     }

@@ -1,10 +1,10 @@
 //! Diagnostics as rustc users expect them, through the real binary: steps
 //! numbered from 1 and named in diagnostics about commands, keys a loop
 //! writes placed where they are written, runtime errors in words, `help:`
-//! lines, and the caret under a wrong value.
+//! lines, the caret under a wrong value, and warnings.
 
 use crate::common::Repo;
-use crate::eval::{check, check_at, errors_of, located, CYBERTRON};
+use crate::eval::{check, check_at, errors_of, graph_with, located, CYBERTRON, PLAIN_CYBERTRON};
 use serde_json::Value;
 
 /// One diagnostic of the JSON report as the rendered form reads it: the
@@ -29,6 +29,18 @@ fn check_explained(cybertron: &str, script: &str, expected: &[&str]) {
         .map(explained)
         .collect();
     assert_eq!(errors, expected, "script:\n{script}");
+}
+
+/// The warnings of a valid script, with place, help and notes.
+#[track_caller]
+fn warnings_of(cybertron: &str, script: &str) -> Vec<String> {
+    let json = graph_with(Some(cybertron), &Repo::with_config(script));
+    json["warnings"]
+        .as_array()
+        .expect("warnings array")
+        .iter()
+        .map(explained)
+        .collect()
 }
 
 // ---------------------------------------------------------------- steps
@@ -231,6 +243,16 @@ fn help_lines_say_how_to_fix_it() {
         ],
     );
     check_explained(
+        PLAIN_CYBERTRON,
+        r#"constructicon = #{
+    builders: #{ b: #{ commands: ["y"], accept: `features.platfrom == "linux"` } },
+};"#,
+        &[
+            r#"hello/constructicon.rhai:2:18: builders.b: no worker accepts this builder: accept `features.platfrom == "linux"` holds for none of the workers (bare, local)
+  help: no worker has the feature "platfrom": did you mean "platform"? the workers' features are "platform""#,
+        ],
+    );
+    check_explained(
         r#"cybertron = #{ workers: #{ w: #{} } };"#,
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], schedulers: ["s"], resources: ["r"] } } };"#,
         &[
@@ -240,4 +262,65 @@ fn help_lines_say_how_to_fix_it() {
   help: cybertron declares no resources; its maintainers add them to its "resources""#,
         ],
     );
+}
+
+// ---------------------------------------------------------------- warnings
+
+#[test]
+fn warnings_do_not_fail_the_config() {
+    let script = r#"constructicon = #{
+    builders: #{
+        a: #{ commands: ["x"], accept: `features.platfrom != "windows"`, schedulers: ["nightly"] },
+        idle: #{ commands: ["x"] },
+    },
+};"#;
+    assert_eq!(
+        warnings_of(PLAIN_CYBERTRON, script),
+        [
+            r#"hello/constructicon.rhai:3:40: builders.a.accept: the accept expression reads the feature "platfrom", which no worker has
+  help: did you mean "platform"? the workers' features are "platform""#,
+            r#"hello/constructicon.rhai:4:9: builders.idle: no scheduler starts this builder: it never builds, and it cannot be forced
+  help: name one in the builder's "schedulers"; defined schedulers: "nightly""#,
+        ]
+    );
+
+    let repo = Repo::with_config(script);
+    repo.outside("cybertron.rhai", PLAIN_CYBERTRON);
+    let out = repo.eval(&["--cybertron", "cybertron.rhai"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("builder hello-idle"), "{}", out.stdout);
+    assert_eq!(
+        out.stderr,
+        r#"warning: hello/constructicon.rhai:3:40: builders.a.accept: the accept expression reads the feature "platfrom", which no worker has
+  |
+3 |         a: #{ commands: ["x"], accept: `features.platfrom != "windows"`, schedulers: ["nightly"] },
+  |                                        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: did you mean "platform"? the workers' features are "platform"
+
+warning: hello/constructicon.rhai:4:9: builders.idle: no scheduler starts this builder: it never builds, and it cannot be forced
+  |
+4 |         idle: #{ commands: ["x"] },
+  |         ^^^^
+  = help: name one in the builder's "schedulers"; defined schedulers: "nightly"
+
+warning: 2 warnings in config
+"#
+    );
+
+    // Without a scheduler anywhere, the help says how to define one.
+    assert_eq!(
+        warnings_of(
+            r#"cybertron = #{ workers: #{ w: #{} } };"#,
+            r#"constructicon = #{ builders: #{ b: #{ commands: ["x"] } } };"#
+        ),
+        [
+            r#"hello/constructicon.rhai:1:33: builders.b: no scheduler starts this builder: it never builds, and it cannot be forced
+  help: define a scheduler, e.g. schedulers: #{ manual: #{ type: "force" } }, and name it in the builder's "schedulers""#
+        ]
+    );
+    // A config with errors shows only its errors.
+    let repo = Repo::with_config(r#"constructicon = #{ builders: #{ b: #{ comands: ["x"] } } };"#);
+    let out = repo.eval_json_with(Some(PLAIN_CYBERTRON));
+    assert_eq!(out.code, Some(1));
+    assert_eq!(out.json()["warnings"], serde_json::json!([]));
 }
