@@ -112,16 +112,14 @@ pub fn run(args: &EvalArgs) -> ExitCode {
     );
     match &evaluation.value {
         Some(graph) if args.json => {
-            print_json(&json_report(
-                Some(graph),
-                &[],
-                &evaluation.output,
-                &cybertron,
-            ));
+            let mut report = json_report(Some(graph), &[], &evaluation.output, &cybertron);
+            report["warnings"] = json!(evaluation.warnings);
+            print_json(&report);
             ExitCode::SUCCESS
         }
         Some(graph) => {
             print!("{}", summary(graph, &evaluation.output, &cybertron));
+            print_warnings(&evaluation);
             ExitCode::SUCCESS
         }
         None => report_failure(args, &evaluation, Some(&cybertron)),
@@ -135,6 +133,22 @@ fn display_name(target: &Target) -> String {
         .strip_prefix("./")
         .map(str::to_string)
         .unwrap_or(shown)
+}
+
+/// Warnings go to stderr, rendered as errors are, after the graph.
+fn print_warnings<T>(evaluation: &Evaluation<T>) {
+    if evaluation.warnings.is_empty() {
+        return;
+    }
+    eprint!(
+        "{}",
+        diagnostic::render_warnings(&evaluation.warnings, &evaluation.sources)
+    );
+    let count = evaluation.warnings.len();
+    eprintln!(
+        "warning: {count} {} in config",
+        if count == 1 { "warning" } else { "warnings" }
+    );
 }
 
 fn usage(message: &str) -> ExitCode {
@@ -205,6 +219,7 @@ fn json_report(
         },
         "output": output,
         "errors": errors,
+        "warnings": [],
     })
 }
 

@@ -6,12 +6,13 @@
 //! uploads, urls, zips, unzips, schedulers and resources are added, and an
 //! upload or url destination both declare is an error.
 
+use super::accept::{unknown_features, AcceptCache};
 use super::reader::{child, index, Problem};
 use super::sandbox::Sandbox;
 use super::spec::{
     CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
 };
-use super::words::type_in_words;
+use super::words::{quoted, suggest};
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -98,32 +99,28 @@ pub enum Origin {
 }
 
 /// Builds the graph; problems are pushed with their origin and the graph is
-/// meaningful only when none were.
+/// meaningful only when none were. Warnings are what is allowed but probably
+/// not meant.
 pub fn build(
     sandbox: &Sandbox,
     repo: &str,
     spec: &ConstructiconSpec,
     cybertron: &CybertronSpec,
     problems: &mut Vec<(Origin, Problem)>,
+    warnings: &mut Vec<(Origin, Problem)>,
 ) -> Graph {
-    let mut report = |origin: Origin, path: &str, message: String| {
-        problems.push((
-            origin,
-            Problem {
-                path: path.to_string(),
-                message,
-            },
-        ))
-    };
+    let mut report = |origin: Origin, problem: Problem| problems.push((origin, problem));
 
     if spec.builders.len() > sandbox.limits.max_builders {
         report(
             Origin::Repo,
-            "builders",
-            format!(
-                "{} builders is more than the {} a repo may define",
-                spec.builders.len(),
-                sandbox.limits.max_builders
+            Problem::new(
+                "builders",
+                format!(
+                    "{} builders is more than the {} a repo may define",
+                    spec.builders.len(),
+                    sandbox.limits.max_builders
+                ),
             ),
         );
         return empty_graph(repo);
@@ -136,9 +133,11 @@ pub fn build(
         if cybertron.schedulers.contains_key(name) {
             report(
                 Origin::Repo,
-                &child("schedulers", name),
-                format!(
-                    "scheduler \"{name}\" is already defined by cybertron; choose another name"
+                Problem::new(
+                    &child("schedulers", name),
+                    format!(
+                        "scheduler \"{name}\" is already defined by cybertron; choose another name"
+                    ),
                 ),
             );
             continue;
@@ -161,8 +160,10 @@ pub fn build(
         if cybertron.workers.contains_key(name) {
             report(
                 Origin::Repo,
-                &child("workers", name),
-                format!("worker \"{name}\" is already defined by cybertron"),
+                Problem::new(
+                    &child("workers", name),
+                    format!("worker \"{name}\" is already defined by cybertron"),
+                ),
             );
             continue;
         }
@@ -174,6 +175,10 @@ pub fn build(
             let value = rhai::serde::to_dynamic(features).unwrap_or(rhai::Dynamic::UNIT);
             ((*name).clone(), value)
         })
+        .collect();
+    let known_features: BTreeSet<&str> = workers
+        .iter()
+        .flat_map(|(_, features)| features.keys().map(String::as_str))
         .collect();
     let mut accepts = AcceptCache::default();
     let base = &cybertron.builder_base;
@@ -202,7 +207,7 @@ pub fn build(
                     Ok(false) => holds = false,
                     Err(message) => {
                         if !accept_failed {
-                            report(origin, &at, message);
+                            report(origin, Problem::new(&at, message).at_value());
                         }
                         accept_failed = true;
                         holds = false;
@@ -216,17 +221,30 @@ pub fn build(
                 matched.push(worker.clone());
             }
         }
+        let unknown = unknown_features(&own_accept, &known_features);
         if matched.is_empty() && !accept_failed {
             let names: Vec<&str> = worker_features.iter().map(|(n, _)| n.as_str()).collect();
-            report(
-                Origin::Repo,
-                &path,
-                format!(
-                    "no worker accepts this builder: accept `{own_accept}`{} holds for none of the workers ({})",
-                    if base_accept == "true" { String::new() } else { format!(" and builder_base's `{base_accept}`") },
-                    if names.is_empty() { "there are none".to_string() } else { names.join(", ") }
-                ),
-            );
+            let mut problem = Problem::new(&path, format!(
+                "no worker accepts this builder: accept `{own_accept}`{} holds for none of the workers ({})",
+                if base_accept == "true" { String::new() } else { format!(" and builder_base's `{base_accept}`") },
+                if names.is_empty() { "there are none".to_string() } else { names.join(", ") }
+            ));
+            if let Some((feature, help)) = unknown.first() {
+                problem = problem.help(format!("no worker has the feature \"{feature}\": {help}"));
+            }
+            report(Origin::Repo, problem);
+        } else if !accept_failed {
+            for (feature, help) in unknown {
+                warnings.push((
+                    Origin::Repo,
+                    Problem::new(
+                        &child(&path, "accept"),
+                        format!("the accept expression reads the feature \"{feature}\", which no worker has"),
+                    )
+                    .help(help)
+                    .at_value(),
+                ));
+            }
         }
 
         let mut steps = Vec::new();
@@ -253,10 +271,12 @@ pub fn build(
                 Some(own) if own.url == dep.url => {}
                 Some(own) => report(
                     Origin::Repo,
-                    &child(&path, "deps"),
-                    format!(
-                        "dep \"{}\" ({}) clashes with builder_base's dep of the same folder name ({})",
-                        dep.name, own.url, dep.url
+                    Problem::new(
+                        &child(&path, "deps"),
+                        format!(
+                            "dep \"{}\" ({}) clashes with builder_base's dep of the same folder name ({})",
+                            dep.name, own.url, dep.url
+                        ),
                     ),
                 ),
                 None => deps.push(dep.clone()),
@@ -268,15 +288,19 @@ pub fn build(
             if let Some((own_source, _)) = builder.upload.iter().find(|(_, d)| *d == destination) {
                 report(
                     Origin::Repo,
-                    &child(&child(&path, "upload"), own_source),
-                    format!("upload destination \"{destination}\" clashes with builder_base's upload of \"{source}\""),
+                    Problem::new(
+                        &child(&child(&path, "upload"), own_source),
+                        format!("upload destination \"{destination}\" clashes with builder_base's upload of \"{source}\""),
+                    ),
                 );
             } else if let Some(own_destination) = builder.upload.get(source) {
                 report(
                     Origin::Repo,
-                    &child(&child(&path, "upload"), source),
-                    format!(
-                        "upload source \"{source}\" (to \"{own_destination}\") clashes with builder_base's upload of it to \"{destination}\""
+                    Problem::new(
+                        &child(&child(&path, "upload"), source),
+                        format!(
+                            "upload source \"{source}\" (to \"{own_destination}\") clashes with builder_base's upload of it to \"{destination}\""
+                        ),
                     ),
                 );
             } else {
@@ -288,9 +312,9 @@ pub fn build(
             if builder.url.contains_key(destination) {
                 report(
                     Origin::Repo,
-                    &child(&child(&path, "url"), destination),
-                    format!(
-                        "url destination \"{destination}\" clashes with builder_base's url for it"
+                    Problem::new(
+                        &child(&child(&path, "url"), destination),
+                        format!("url destination \"{destination}\" clashes with builder_base's url for it"),
                     ),
                 );
             } else {
@@ -325,10 +349,10 @@ pub fn build(
                     scheduler.clone()
                 } else {
                     if origin == Origin::Repo {
+                        let known = known_schedulers(spec, cybertron);
                         report(
                             origin,
-                            &index(&list_path, i),
-                            unknown("scheduler", scheduler, known_schedulers(spec, cybertron)),
+                            unknown_scheduler(&index(&list_path, i), scheduler, &known),
                         );
                     }
                     continue;
@@ -342,14 +366,37 @@ pub fn build(
             }
         }
 
+        if builder_schedulers.is_empty() {
+            let known = known_schedulers(spec, cybertron);
+            let help = if known.is_empty() {
+                "define a scheduler, e.g. schedulers: #{ manual: #{ type: \"force\" } }, and name it in the builder's \"schedulers\"".to_string()
+            } else {
+                format!(
+                    "name one in the builder's \"schedulers\"; defined schedulers: {}",
+                    quoted(&known)
+                )
+            };
+            warnings.push((
+                Origin::Repo,
+                Problem::new(
+                    &path,
+                    "no scheduler starts this builder: it never builds, and it cannot be forced",
+                )
+                .help(help),
+            ));
+        }
+
         let mut resources = Vec::new();
         for (i, resource) in builder.resources.iter().chain(&base.resources).enumerate() {
             if !cybertron.resources.contains(resource) {
                 if i < builder.resources.len() {
                     report(
                         Origin::Repo,
-                        &index(&child(&path, "resources"), i),
-                        unknown_resource(resource, &cybertron.resources),
+                        unknown_resource(
+                            &index(&child(&path, "resources"), i),
+                            resource,
+                            &cybertron.resources,
+                        ),
                     );
                 }
                 continue;
@@ -366,8 +413,10 @@ pub fn build(
                 if let Err(message) = sandbox.compile_expression(expression, &["build"]) {
                     report(
                         Origin::Repo,
-                        &index(&entry_path, i),
-                        format!("invalid value expression `{expression}`: {message}"),
+                        Problem::new(
+                            &index(&entry_path, i),
+                            format!("invalid value expression `{expression}`: {message}"),
+                        ),
                     );
                 }
             }
@@ -427,36 +476,39 @@ pub fn check_cybertron(sandbox: &Sandbox, cybertron: &CybertronSpec, problems: &
     let base = &cybertron.builder_base;
     for (i, scheduler) in base.schedulers.iter().enumerate() {
         if !cybertron.schedulers.contains_key(scheduler) {
-            let known = cybertron.schedulers.keys().cloned().collect();
-            problems.push(Problem {
-                path: index("builder_base.schedulers", i),
-                message: unknown("scheduler", scheduler, known),
-            });
+            let known: Vec<String> = cybertron.schedulers.keys().cloned().collect();
+            problems.push(unknown_scheduler(
+                &index("builder_base.schedulers", i),
+                scheduler,
+                &known,
+            ));
         }
     }
     for (i, resource) in base.resources.iter().enumerate() {
         if !cybertron.resources.contains(resource) {
-            problems.push(Problem {
-                path: index("builder_base.resources", i),
-                message: unknown_resource(resource, &cybertron.resources),
-            });
+            problems.push(unknown_resource(
+                &index("builder_base.resources", i),
+                resource,
+                &cybertron.resources,
+            ));
         }
     }
     if let Some(accept) = &base.accept {
         if let Err(message) = sandbox.compile_expression(accept, &["features", "worker"]) {
-            problems.push(Problem {
-                path: "builder_base.accept".into(),
-                message: format!("invalid accept expression: {message}"),
-            });
+            problems.push(
+                Problem::new(
+                    "builder_base.accept",
+                    format!("invalid accept expression: {message}"),
+                )
+                .at_value(),
+            );
         }
     }
     if !base.get.is_empty() {
-        problems.push(Problem {
-            path: "builder_base.get".into(),
-            message:
-                "builder_base cannot get results: which builder's results would depend on the repo"
-                    .into(),
-        });
+        problems.push(Problem::new(
+            "builder_base.get",
+            "builder_base cannot get results: which builder's results would depend on the repo",
+        ));
     }
 }
 
@@ -488,74 +540,29 @@ fn known_schedulers(spec: &ConstructiconSpec, cybertron: &CybertronSpec) -> Vec<
         .collect()
 }
 
-fn unknown(what: &str, name: &str, known: Vec<String>) -> String {
+/// A scheduler name that is neither the repo's nor cybertron's.
+fn unknown_scheduler(path: &str, name: &str, known: &[String]) -> Problem {
+    let problem = Problem::new(path, format!("scheduler \"{name}\" does not exist")).at_value();
     if known.is_empty() {
-        format!("{what} \"{name}\" does not exist: none are defined")
+        problem.help(format!(
+            "no scheduler is defined; define it, e.g. schedulers: #{{ {name}: #{{ type: \"force\" }} }}"
+        ))
     } else {
-        let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
-        format!(
-            "{what} \"{name}\" does not exist (defined: {})",
-            known.join(", ")
-        )
+        problem.help(suggest(name, known, "defined schedulers"))
     }
 }
 
-fn unknown_resource(name: &str, declared: &[String]) -> String {
+/// A resource name cybertron does not declare.
+fn unknown_resource(path: &str, name: &str, declared: &[String]) -> Problem {
+    let problem = Problem::new(
+        path,
+        format!("resource \"{name}\" is not declared by cybertron"),
+    )
+    .at_value();
     if declared.is_empty() {
-        format!("resource \"{name}\" is not declared by cybertron, which declares none")
+        problem
+            .help("cybertron declares no resources; its maintainers add them to its \"resources\"")
     } else {
-        let declared: Vec<String> = declared.iter().map(|k| format!("\"{k}\"")).collect();
-        format!(
-            "resource \"{name}\" is not declared by cybertron (declared: {})",
-            declared.join(", ")
-        )
-    }
-}
-
-/// Accept expressions compiled once each, evaluated per worker with
-/// `features` (the worker's feature map) and `worker` (its name) in scope.
-#[derive(Default)]
-struct AcceptCache {
-    compiled: HashMap<String, Result<rhai::AST, String>>,
-}
-
-impl AcceptCache {
-    fn eval(
-        &mut self,
-        sandbox: &Sandbox,
-        expression: &str,
-        worker: &str,
-        features: &rhai::Dynamic,
-    ) -> Result<bool, String> {
-        if expression == "true" {
-            return Ok(true);
-        }
-        let compiled = self
-            .compiled
-            .entry(expression.to_string())
-            .or_insert_with(|| {
-                sandbox
-                    .compile_expression(expression, &["features", "worker"])
-                    .map_err(|message| {
-                        format!("invalid accept expression `{expression}`: {message}")
-                    })
-            });
-        let compiled = compiled.as_ref().map_err(Clone::clone)?;
-        let value = sandbox
-            .eval_expression(
-                compiled,
-                vec![("features", features.clone()), ("worker", worker.into())],
-            )
-            .map_err(|message| {
-                format!(
-                    "accept expression `{expression}` failed for worker \"{worker}\": {message}"
-                )
-            })?;
-        value.as_bool().map_err(|found| {
-            format!(
-                "accept expression `{expression}` must give a bool, but gave {} for worker \"{worker}\"",
-                type_in_words(found)
-            )
-        })
+        problem.help(suggest(name, declared, "cybertron declares"))
     }
 }

@@ -7,11 +7,13 @@
 //! it takes script bytes, and a [`SourceLoader`] for the files a repo's script
 //! imports.
 
+mod accept;
 pub mod access;
 pub mod choose;
 pub mod diagnostic;
 pub mod graph;
 pub mod limits;
+pub mod locate;
 pub mod read_access;
 pub mod read_builder;
 mod read_checks;
@@ -22,6 +24,7 @@ pub mod resolver;
 pub mod sandbox;
 pub mod script_error;
 pub mod secret_source;
+pub mod source_keys;
 pub mod spec;
 pub mod words;
 pub mod zone;
@@ -63,6 +66,9 @@ pub struct Cybertron {
 pub struct Evaluation<T> {
     pub value: Option<T>,
     pub errors: Vec<Diagnostic>,
+    /// What is allowed but probably not meant (an `accept` naming a feature
+    /// no worker has, a builder nothing starts); only with a value.
+    pub warnings: Vec<Diagnostic>,
     pub output: Vec<String>,
     pub sources: BTreeMap<String, String>,
 }
@@ -76,6 +82,7 @@ impl<T> Evaluation<T> {
         Evaluation {
             value: None,
             errors,
+            warnings: Vec::new(),
             output,
             sources,
         }
@@ -106,9 +113,9 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
 }
 
 /// Decodes a script, with the place of the first bad byte as the error.
-fn decode(file: &str, bytes: Vec<u8>, limits: &Limits) -> Result<String, Diagnostic> {
+fn decode(file: &str, bytes: Vec<u8>, limits: &Limits) -> Result<String, Box<Diagnostic>> {
     if bytes.len() > limits.max_source_size {
-        return Err(Diagnostic::at(
+        return Err(Box::new(Diagnostic::at(
             file,
             None,
             None,
@@ -117,17 +124,17 @@ fn decode(file: &str, bytes: Vec<u8>, limits: &Limits) -> Result<String, Diagnos
                 bytes.len(),
                 limits.max_source_size
             ),
-        ));
+        )));
     }
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
-        let (line, column) = diagnostic::byte_line_column(e.as_bytes(), offset);
-        Diagnostic::at(
+        let (line, column) = locate::byte_line_column(e.as_bytes(), offset);
+        Box::new(Diagnostic::at(
             file,
             Some(line),
             Some(column),
             "the script is not valid UTF-8",
-        )
+        ))
     })
 }
 
@@ -141,7 +148,7 @@ fn run(
     let value = sandbox
         .run_script(file, source, variable)
         .map_err(|e| vec![Diagnostic::at(&e.file, e.line, e.column, e.message)])?;
-    let assigned_at = diagnostic::locate_assignment(source, variable);
+    let assigned_at = locate::locate_assignment(source, variable);
     let complain = |message: String| {
         let (line, column) = assigned_at.map_or((None, None), |(l, c)| (Some(l), Some(c)));
         vec![Diagnostic::at(file, line, column, message)]
@@ -167,27 +174,29 @@ fn run(
 }
 
 fn keyed(file: &str, source: &str, problems: Vec<Problem>) -> Vec<Diagnostic> {
-    let mut diagnostics: Vec<Diagnostic> = problems
-        .into_iter()
-        .map(|p| placed(file, source, &p))
-        .collect();
+    let mut diagnostics = diagnostic::placed(file, source, &problems);
     in_reading_order(&mut diagnostics);
     diagnostics
 }
 
-/// A problem placed at its key path, or, when no part of the path is written
-/// in the source, at the assignment of the script's variable.
-fn placed(file: &str, source: &str, problem: &Problem) -> Diagnostic {
-    let mut diagnostic = Diagnostic::keyed(file, source, &problem.path, problem.message.clone());
-    if diagnostic.line.is_none() {
-        let assigned = diagnostic::locate_assignment(source, "constructicon")
-            .or_else(|| diagnostic::locate_assignment(source, "cybertron"));
-        if let Some((line, column)) = assigned {
-            diagnostic.line = Some(line);
-            diagnostic.column = Some(column);
-        }
-    }
-    diagnostic
+/// Places problems of both origins, each in its own file.
+fn placed_by_origin(
+    problems: Vec<(Origin, Problem)>,
+    repo: (&str, &str),
+    cybertron: &Cybertron,
+) -> Vec<Diagnostic> {
+    let (repo_problems, cybertron_problems): (Vec<_>, Vec<_>) = problems
+        .into_iter()
+        .partition(|(origin, _)| *origin == Origin::Repo);
+    let strip = |problems: Vec<(Origin, Problem)>| problems.into_iter().map(|(_, p)| p).collect();
+    let mut diagnostics = keyed(repo.0, repo.1, strip(repo_problems));
+    diagnostics.extend(keyed(
+        &cybertron.file,
+        &cybertron.source,
+        strip(cybertron_problems),
+    ));
+    in_reading_order(&mut diagnostics);
+    diagnostics
 }
 
 /// Sorts diagnostics by file and place, those without a place last; the sort
@@ -213,13 +222,14 @@ pub fn evaluate_cybertron(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evalua
 fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluation<Cybertron> {
     let source = match decode(file, bytes, limits) {
         Ok(source) => source,
-        Err(e) => return Evaluation::failed(vec![e], Vec::new(), BTreeMap::new()),
+        Err(e) => return Evaluation::failed(vec![*e], Vec::new(), BTreeMap::new()),
     };
     let sandbox = Sandbox::new(limits, None);
     sandbox.add_source(file, &source);
     let finish = |value: Option<Cybertron>, errors: Vec<Diagnostic>| Evaluation {
         value,
         errors,
+        warnings: Vec::new(),
         output: sandbox.output(),
         sources: sandbox
             .sources
@@ -296,7 +306,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     let file = input.file.as_str();
     let source = match decode(file, input.bytes, limits) {
         Ok(source) => source,
-        Err(e) => return Evaluation::failed(vec![e], Vec::new(), BTreeMap::new()),
+        Err(e) => return Evaluation::failed(vec![*e], Vec::new(), BTreeMap::new()),
     };
     let sandbox = Sandbox::new(limits, input.loader);
     sandbox.add_source(file, &source);
@@ -318,7 +328,15 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         .into_iter()
         .map(|p| (Origin::Repo, p))
         .collect();
-    let mut graph = graph::build(&sandbox, &input.name, &spec, &cybertron.spec, &mut problems);
+    let mut warnings = Vec::new();
+    let mut graph = graph::build(
+        &sandbox,
+        &input.name,
+        &spec,
+        &cybertron.spec,
+        &mut problems,
+        &mut warnings,
+    );
 
     let mut all_sources = sources();
     if !problems.is_empty() {
@@ -328,15 +346,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
         {
             all_sources.insert(cybertron.file.clone(), cybertron.source.clone());
         }
-        let errors = problems
-            .into_iter()
-            .map(|(origin, p)| match origin {
-                Origin::Repo => placed(file, &source, &p),
-                Origin::Cybertron => placed(&cybertron.file, &cybertron.source, &p),
-            })
-            .collect::<Vec<_>>();
-        let mut errors = errors;
-        in_reading_order(&mut errors);
+        let errors = placed_by_origin(problems, (file, &source), cybertron);
         return Evaluation::failed(errors, sandbox.output(), all_sources);
     }
     graph.config_hash = config_hash(&source, file, &all_sources);
@@ -344,6 +354,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     Evaluation {
         value: Some(graph),
         errors: Vec::new(),
+        warnings: placed_by_origin(warnings, (file, &source), cybertron),
         output: sandbox.output(),
         sources: all_sources,
     }

@@ -9,7 +9,6 @@ use super::spec::{
     unsafe_relative_path, BuilderSpec, CommandSpec, DepSpec, DEFAULT_TIMEOUT, DEFAULT_WARNING,
     MAX_TIMEOUT,
 };
-use super::words::describe;
 use serde_json::Value;
 
 const BUILDER_KEYS: &[&str] = &[
@@ -152,7 +151,7 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
         let path = index(path, i);
         match item {
             Value::String(command) if command.trim().is_empty() => {
-                reader.problem(&path, "the command is empty")
+                reader.value_problem(&path, "the command is empty")
             }
             Value::String(command) => commands.push(CommandSpec {
                 command: command.clone(),
@@ -161,13 +160,7 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
                 timeout: DEFAULT_TIMEOUT,
             }),
             Value::Object(_) => commands.extend(read_command_map(reader, item, &path)),
-            other => reader.problem(
-                &path,
-                format!(
-                    "expected a string or a map with \"command\", found {}",
-                    describe(other)
-                ),
-            ),
+            other => reader.expected(&path, "a string or a map with \"command\"", other),
         }
     }
     commands
@@ -207,7 +200,7 @@ fn read_command_map(reader: &mut Reader, item: &Value, path: &str) -> Option<Com
         None => Some(DEFAULT_TIMEOUT),
     };
     if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-        reader.problem(&fields.path_of("command"), "the command is empty");
+        reader.value_problem(&fields.path_of("command"), "the command is empty");
         return None;
     }
     Some(CommandSpec {
@@ -221,7 +214,7 @@ fn read_command_map(reader: &mut Reader, item: &Value, path: &str) -> Option<Com
 fn check_regexes(reader: &mut Reader, path: &str, patterns: &[String]) {
     for (i, pattern) in patterns.iter().enumerate() {
         if let Err(e) = regex::Regex::new(pattern) {
-            reader.problem(
+            reader.value_problem(
                 &index(path, i),
                 format!("invalid regex \"{pattern}\": {}", one_line(&e.to_string())),
             );
@@ -259,12 +252,10 @@ fn read_deps(reader: &mut Reader, value: &Value, path: &str) -> Vec<DepSpec> {
                 url.map(|url| (url, revision, builder))
             }
             other => {
-                reader.problem(
+                reader.expected(
                     &path,
-                    format!(
-                        "expected a URL string or a map #{{url, revision, builder}}, found {}",
-                        describe(other)
-                    ),
+                    "a URL string or a map #{url, revision, builder}",
+                    other,
                 );
                 None
             }

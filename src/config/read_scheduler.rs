@@ -3,8 +3,9 @@
 //! top-level readers use this one.
 
 use super::read_checks::{check_declared_name, one_line};
-use super::reader::{child, Reader};
+use super::reader::{child, Problem, Reader};
 use super::spec::SchedulerSpec;
+use super::words::closest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -52,10 +53,15 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
         ],
         "commit" => &["type", "parameters", "branch_regex", "branches"],
         other => {
-            reader.problem(
+            let mut problem = Problem::new(
                 &child(path, "type"),
                 format!("unknown scheduler type \"{other}\": expected \"force\", \"time\" or \"commit\""),
-            );
+            )
+            .at_value();
+            if let Some(near) = closest(other, ["force", "time", "commit"]) {
+                problem = problem.help(format!("did you mean \"{near}\"?"));
+            }
+            reader.push(problem);
             return None;
         }
     };
@@ -87,7 +93,7 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
                     .and_then(|v| reader.scalar(v, &fields.path_of(key)))
                     .unwrap_or_else(|| default.to_string());
                 if let Err(why) = check_time_field(key, &text) {
-                    reader.problem(&fields.path_of(key), why);
+                    reader.value_problem(&fields.path_of(key), why);
                 }
                 text
             };
@@ -106,7 +112,7 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
                 .and_then(|r| reader.string(r, &fields.path_of("branch_regex")))
                 .unwrap_or_else(|| ".*".to_string());
             if let Err(e) = regex::Regex::new(&branch_regex) {
-                reader.problem(
+                reader.value_problem(
                     &fields.path_of("branch_regex"),
                     format!(
                         "invalid regex \"{branch_regex}\": {}",

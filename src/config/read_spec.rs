@@ -170,7 +170,7 @@ fn read_workers(reader: &mut Reader, value: &Value, path: &str) -> BTreeMap<Stri
         };
         for (key, feature) in features {
             if matches!(feature, Value::Array(_) | Value::Object(_)) {
-                reader.problem(
+                reader.value_problem(
                     &child(&worker_path, key),
                     format!(
                         "expected a string, number or bool, found {}",

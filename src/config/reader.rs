@@ -5,7 +5,7 @@
 //! by key. Every map is read through [`Reader::fields`], which reports the keys
 //! nobody asked for as "unused configuration key", the way the original did.
 
-use super::words::{closest, describe, describe_dynamic};
+use super::words::{closest, describe, describe_dynamic, quoted};
 use rhai::Dynamic;
 use serde_json::Value;
 
@@ -17,6 +17,32 @@ pub type Map = serde_json::Map<String, Value>;
 pub struct Problem {
     pub path: String,
     pub message: String,
+    /// How to fix it, when that is known: shown as a `help:` line.
+    pub help: Option<String>,
+    /// The problem is in the key's value (a wrong type, a value out of
+    /// range), so it is shown under the value rather than the key.
+    pub at_value: bool,
+}
+
+impl Problem {
+    pub fn new(path: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_string(),
+            message: message.into(),
+            help: None,
+            at_value: false,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Problem {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn at_value(mut self) -> Problem {
+        self.at_value = true;
+        self
+    }
 }
 
 /// The path of a child key: `parent.key`, or `parent["odd key"]` when the key
@@ -70,13 +96,16 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
         }
         Value::Object(out)
     } else {
-        problems.push(Problem {
-            path: path.to_string(),
-            message: format!(
-                "a config holds strings, numbers, bools, arrays and maps, not {}",
-                describe_dynamic(value)
-            ),
-        });
+        problems.push(
+            Problem::new(
+                path,
+                format!(
+                    "a config holds strings, numbers, bools, arrays and maps, not {}",
+                    describe_dynamic(value)
+                ),
+            )
+            .at_value(),
+        );
         Value::Null
     }
 }
@@ -114,14 +143,21 @@ impl<'v> Fields<'v> {
 
 impl Reader {
     pub fn problem(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.to_string(),
-            message: message.into(),
-        });
+        self.problems.push(Problem::new(path, message));
     }
 
-    fn expected(&mut self, path: &str, what: &str, found: &Value) {
-        self.problem(path, format!("expected {what}, found {}", describe(found)));
+    /// A problem with the value at `path`, shown under the value.
+    pub fn value_problem(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message).at_value());
+    }
+
+    pub fn push(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    /// A type error: what was expected and what was found, under the value.
+    pub fn expected(&mut self, path: &str, what: &str, found: &Value) {
+        self.value_problem(path, format!("expected {what}, found {}", describe(found)));
     }
 
     pub fn map<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Map> {
@@ -144,13 +180,7 @@ impl Reader {
         let map = self.map(value, path)?;
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
-                let message = match closest(key, allowed.iter().copied()) {
-                    Some(near) => {
-                        format!("unused configuration key \"{key}\" (did you mean \"{near}\"?)")
-                    }
-                    None => format!("unused configuration key \"{key}\""),
-                };
-                self.problem(&child(path, key), message);
+                self.push(unknown_key(path, key, allowed));
             }
         }
         Some(Fields {
@@ -198,7 +228,7 @@ impl Reader {
         match value.as_i64() {
             Some(n) if n >= min as i64 && n as u64 <= max => Some(n as u64),
             Some(n) => {
-                self.problem(
+                self.value_problem(
                     path,
                     format!("{n} is out of range: expected {min} to {max}"),
                 );
@@ -244,6 +274,29 @@ impl Reader {
     }
 }
 
+/// A key nobody asked for: "unused configuration key", as the original
+/// said, with the key meant when one is near, or the keys allowed there.
+fn unknown_key(path: &str, key: &str, allowed: &[&str]) -> Problem {
+    let path = child(path, key);
+    match closest(key, allowed.iter().copied()) {
+        Some(near) => Problem::new(
+            &path,
+            format!("unused configuration key \"{key}\" (did you mean \"{near}\"?)"),
+        )
+        .help(format!("did you mean \"{near}\"?")),
+        // The first version's name for workers.
+        None if key == "slaves" && allowed.contains(&"workers") => {
+            Problem::new(&path, format!("unused configuration key \"{key}\""))
+                .help("the first version's \"slaves\" are called \"workers\" here")
+        }
+        None => {
+            let allowed: Vec<String> = allowed.iter().map(|k| k.to_string()).collect();
+            Problem::new(&path, format!("unused configuration key \"{key}\""))
+                .help(format!("the keys allowed here are {}", quoted(&allowed)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,15 +321,13 @@ mod tests {
         assert_eq!(
             reader.problems,
             vec![
-                Problem {
-                    path: "builders.basic.comands".into(),
-                    message: "unused configuration key \"comands\" (did you mean \"commands\"?)"
-                        .into()
-                },
-                Problem {
-                    path: "builders.basic.zzz".into(),
-                    message: "unused configuration key \"zzz\"".into()
-                },
+                Problem::new(
+                    "builders.basic.comands",
+                    "unused configuration key \"comands\" (did you mean \"commands\"?)"
+                )
+                .help("did you mean \"commands\"?"),
+                Problem::new("builders.basic.zzz", "unused configuration key \"zzz\"")
+                    .help("the keys allowed here are \"commands\", \"deps\""),
             ]
         );
     }

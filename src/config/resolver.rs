@@ -3,8 +3,8 @@
 //! installs the `Resolver`; error messages name the stdlib's modules, so
 //! both read them from here.
 
-use super::diagnostic::byte_line_column;
 use super::limits::Limits;
+use super::locate::byte_line_column;
 use super::spec::unsafe_relative_path;
 use crate::sync::lock;
 use rhai::module_resolvers::ModuleResolver;

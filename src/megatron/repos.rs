@@ -248,6 +248,7 @@ impl State {
                 commit: None,
                 graph_version: None,
                 error: None,
+                warnings: Vec::new(),
                 updated: now_ms(),
             },
         };
@@ -438,6 +439,7 @@ impl State {
         record.graph_version = Some(version);
         record.commit = Some(commit);
         record.error = None;
+        record.warnings = evaluation.warnings;
         self.save_repo(
             record,
             Some(GraphRecord {

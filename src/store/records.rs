@@ -19,6 +19,10 @@ pub struct RepoRecord {
     pub graph_version: Option<u64>,
     /// The last evaluation's or fetch's failure, shown until one succeeds.
     pub error: Option<RepoError>,
+    /// The warnings of the evaluation whose graph serves now (an `accept`
+    /// naming a feature no worker has, a builder nothing starts).
+    #[serde(default)]
+    pub warnings: Vec<Diagnostic>,
     /// Unix milliseconds of the last change.
     pub updated: u64,
 }

@@ -202,6 +202,7 @@ fn repos_and_graph_versions() {
             commit: Some("abc".into()),
             graph_version: Some(v2),
             error: None,
+            warnings: Vec::new(),
             updated: now_ms(),
         })
         .expect("repo");

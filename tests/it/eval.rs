@@ -329,8 +329,8 @@ fn unsafe_names_in_cybertron_are_refused() {
         errors,
         [
             r#"cybertron.rhai:1:28: workers["w/1"]: worker name "w/1" cannot be used as a folder name or URL segment: it contains "/""#,
-            r#"cybertron.rhai:1:42: resources[0]: resource name "r/1" cannot be used as a folder name or URL segment: it contains "/""#,
-            r#"cybertron.rhai:1:42: resources[1]: resource name ".." cannot be used as a folder name or URL segment: it is a relative folder reference"#,
+            r#"cybertron.rhai:1:54: resources[0]: resource name "r/1" cannot be used as a folder name or URL segment: it contains "/""#,
+            r#"cybertron.rhai:1:61: resources[1]: resource name ".." cannot be used as a folder name or URL segment: it is a relative folder reference"#,
         ]
     );
 }
@@ -341,16 +341,12 @@ fn unsafe_names_in_cybertron_are_refused() {
 fn resources_must_be_declared_by_cybertron() {
     check(
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], resources: ["gpu", "nope"] } } };"#,
-        &[
-            r#"builders.b.resources[1]: resource "nope" is not declared by cybertron (declared: "gpu", "cpap machine")"#,
-        ],
+        &[r#"builders.b.resources[1]: resource "nope" is not declared by cybertron"#],
     );
     check_with(
         None,
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], resources: ["gpu"] } } };"#,
-        &[
-            r#"builders.b.resources[0]: resource "gpu" is not declared by cybertron, which declares none"#,
-        ],
+        &[r#"builders.b.resources[0]: resource "gpu" is not declared by cybertron"#],
     );
 }
 
@@ -364,9 +360,7 @@ fn schedulers_must_exist_and_not_clash_with_cybertron() {
     );
     check(
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"], schedulers: ["force", "nope"] } }, schedulers: #{ force: #{ type: "force" } } };"#,
-        &[
-            r#"builders.b.schedulers[1]: scheduler "nope" does not exist (defined: "force", "nightly")"#,
-        ],
+        &[r#"builders.b.schedulers[1]: scheduler "nope" does not exist"#],
     );
     check(
         r#"constructicon = #{ builders: #{ b: #{ commands: ["a"] } }, schedulers: #{ s: #{ type: "cron" }, t: #{ hour: 1 } } };"#,
@@ -500,7 +494,7 @@ fn every_error_is_reported() {
             r#"builders.a: missing required key "commands""#,
             r#"builders.a.comands: unused configuration key "comands" (did you mean "commands"?)"#,
             r#"builders.b.commands[0]: expected a string or a map with "command", found an integer"#,
-            r#"builders.b.resources[0]: resource "nope" is not declared by cybertron (declared: "gpu", "cpap machine")"#,
+            r#"builders.b.resources[0]: resource "nope" is not declared by cybertron"#,
             r#"builders.c.upload.o: upload destination "../o" must not contain "..""#,
             r#"schedulers.t.minute: invalid minute "60": expected "*", a number (0-59), a list like "1,15", a range like "1-5" or a step like "*/10""#,
             r#"workers.laptop: user worker name "laptop" must start with the repo's name and a dash: "hello-...""#,
@@ -522,21 +516,21 @@ constructicon = #{
 };"#,
         &[
             r#"hello/constructicon.rhai:5:13: builders.basic.comands: unused configuration key "comands" (did you mean "commands"?)"#,
-            r#"hello/constructicon.rhai:6:13: builders.basic.commands[1]: expected a string or a map with "command", found an integer"#,
+            r#"hello/constructicon.rhai:6:32: builders.basic.commands[1]: expected a string or a map with "command", found an integer"#,
         ],
     );
 }
 
-/// Expected behaviour, not met yet (see the report): an error in the second
-/// command map should point at that map's key, not the first one's.
+/// An error in the second command map points into that map, not the first
+/// one, and under the value that is wrong.
 #[test]
-fn errors_in_later_array_items_point_at_their_own_key() {
+fn errors_in_later_array_items_point_at_their_own_value() {
     check_at(
         r#"constructicon = #{ builders: #{ b: #{ commands: [
     #{ command: "a", timeout: 5 },
     #{ command: "b", timeout: 0 },
 ] } } };"#,
-        &["hello/constructicon.rhai:3:22: builders.b.commands[1].timeout: 0 is out of range: expected 1 to 7200"],
+        &["hello/constructicon.rhai:3:31: builders.b.commands[1].timeout: 0 is out of range: expected 1 to 7200"],
     );
 }
 
@@ -565,6 +559,7 @@ fn human_output_shows_place_source_line_and_caret() {
             "  |\n",
             "3 |         basic: #{ comands: [\"x\"], commands: [\"y\"] },\n",
             "  |                   ^^^^^^^\n",
+            "  = help: did you mean \"commands\"?\n",
             "\n",
             "error: 1 error in config\n",
         )

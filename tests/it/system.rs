@@ -211,6 +211,36 @@ fn the_page_shows_repos_builders_and_config_errors() {
 }
 
 #[test]
+fn the_repo_keeps_its_config_warnings() {
+    let megatron = Megatron::start(CYBERTRON);
+    let repo = GitRepo::new(
+        "idle",
+        r#"constructicon = #{
+    builders: #{ t: #{ commands: ["true"], schedulers: ["force"] }, idle: #{ commands: ["true"] } },
+    schedulers: #{ force: #{ type: "force" } },
+};"#,
+    );
+    let view = megatron.add_repo(&repo.url());
+    assert_eq!(view["error"], Value::Null, "{view}");
+    assert_eq!(
+        view["warnings"],
+        json!([{
+            "message": "no scheduler starts this builder: it never builds, and it cannot be forced",
+            "path": "builders.idle",
+            "file": "constructicon.rhai",
+            "line": 2,
+            "column": 69,
+            "help": "name one in the builder's \"schedulers\"; defined schedulers: \"force\"",
+        }]),
+        "{view}"
+    );
+    // A later config without warnings clears them.
+    repo.commit(&[("constructicon.rhai", TRIVIAL)], "no idle builder");
+    let view = megatron.add_repo(&repo.url());
+    assert_eq!(view["warnings"], json!([]), "{view}");
+}
+
+#[test]
 fn the_cli_adds_repos_forces_and_waits() {
     let megatron = Megatron::start(CYBERTRON);
     let repo = GitRepo::new(
