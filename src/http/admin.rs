@@ -2,22 +2,24 @@
 //! admin role through.
 
 use super::error::ApiError;
+use super::schema::{Reloaded, WorkerTokenIssued};
 use crate::megatron::state::State;
 use crate::token::{random_secret, secret_hash};
 use axum::extract::{Path, State as Extract};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 type AppState = Extract<Arc<State>>;
 
-/// `POST /api/v1/workers/{name}/token` (admin): issues a new
-/// token for a worker (replacing any earlier one) and keeps only its hash.
+/// Issues a worker's token
+///
+/// A new token for the worker, replacing any earlier one; only its hash is
+/// kept, so the answer is the one time it is shown.
 pub async fn issue_token(
     state: AppState,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkerTokenIssued>, ApiError> {
     if let Some(why) = crate::model::check_name(&name) {
         return Err(ApiError::bad_request(format!(
             "worker name {name:?} cannot be used: {why}"
@@ -37,16 +39,19 @@ pub async fn issue_token(
         .await;
     stored.map_err(crate::megatron::Error::from)?;
     let known = state.worker_known(&name);
-    Ok(Json(
-        json!({ "worker": name, "token": token, "known": known }),
-    ))
+    Ok(Json(WorkerTokenIssued {
+        worker: name,
+        token,
+        known,
+    }))
 }
 
-/// `POST /api/v1/admin/reload` (admin): cybertron read again,
-/// every repo re-evaluated against it.
-pub async fn reload(state: AppState) -> Result<Json<Value>, ApiError> {
+/// Reads cybertron again
+///
+/// Every repo is evaluated again against it.
+pub async fn reload(state: AppState) -> Result<Json<Reloaded>, ApiError> {
     let repos = state.blocking(|s| s.reload_cybertron()).await?;
     state.queue_changed.notify_waiters();
     state.announce();
-    Ok(Json(json!({ "repos": repos })))
+    Ok(Json(Reloaded { repos }))
 }

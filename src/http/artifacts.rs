@@ -12,6 +12,7 @@
 use super::auth::authenticate_worker;
 use super::error::ApiError;
 use super::extract::parse_id;
+use super::schema::{ArtifactList, Uploaded};
 use crate::megatron::artifacts::{self, ArtifactError, Upload, CHUNK};
 use crate::megatron::state::State;
 use crate::protocol::UploadKind;
@@ -23,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use serde_json::json;
 use std::io::Read as _;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -48,7 +48,10 @@ impl From<ArtifactError> for ApiError {
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
+    /// The job's lease.
     lease: String,
+    /// `file` stores the body as is; `zip`, for a path the builder unzips,
+    /// extracts it there.
     #[serde(default = "file_kind")]
     kind: UploadKind,
 }
@@ -57,16 +60,18 @@ fn file_kind() -> UploadKind {
     UploadKind::File
 }
 
-/// `PUT /api/v1/worker/builds/{id}/artifacts/{*path}?lease=L&kind=file|zip`:
-/// stores the body at `path` under the build's artifacts (or, for a zip the
-/// builder unzips, extracts it into the folder `path`).
+/// Uploads an artifact
+///
+/// Stores the body at `path` under the build's artifacts (or, for a zip the
+/// builder unzips, extracts it into the folder `path`), within the
+/// megatron's cap for one build's uploads.
 pub async fn upload(
     state: AppState,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Uploaded>, ApiError> {
     let worker = authenticate_worker(&state, &headers).await?;
     let Path((id, path)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -120,15 +125,19 @@ pub async fn upload(
         .blocking(move |s| s.finish_upload(upload, &worker, &query.lease))
         .await?;
     tracing::debug!(build = id, path = %stored, bytes = received, "artifact stored");
-    Ok(Json(json!({ "path": stored, "bytes": received })))
+    Ok(Json(Uploaded {
+        path: stored,
+        bytes: received,
+    }))
 }
 
-/// `GET /api/v1/builds/{id}/artifacts`: every stored file, and the links of
-/// the builder's `url` map.
+/// A build's artifacts
+///
+/// Every stored file, and the links of the builder's `url` map.
 pub async fn list(
     state: AppState,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ArtifactList>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = parse_id(&id)?;
     let (listed, links) = state
@@ -138,11 +147,16 @@ pub async fn list(
             Ok((listed, artifacts::links(id, &build.spec.url)))
         })
         .await?;
-    Ok(Json(json!({ "artifacts": listed, "links": links })))
+    Ok(Json(ArtifactList {
+        artifacts: listed,
+        links,
+    }))
 }
 
-/// `GET /api/v1/builds/{id}/artifacts/{*path}`: the file, streamed, with
-/// its content type; a folder serves its `index.html`.
+/// An artifact
+///
+/// The file, streamed, with its content type; a folder serves its
+/// `index.html`. Pages and SVGs are served sandboxed.
 pub async fn download(
     state: AppState,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -43,6 +43,10 @@ pub fn svg(label: &str, value: &str, fill: &str) -> String {
     )
 }
 
+/// A builder's badge
+///
+/// The builder's last finished result as an SVG badge, for READMEs; cached
+/// for a minute.
 pub async fn badge(
     state: Extract<Arc<State>>,
     Path(file): Path<String>,

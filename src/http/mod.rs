@@ -18,6 +18,7 @@ mod hooks;
 mod people;
 mod repos;
 pub mod routes;
+mod schema;
 mod views;
 mod worker_api;
 

@@ -7,6 +7,7 @@
 use super::auth::authenticate_worker;
 use super::error::ApiError;
 use super::extract::{parse_id, parse_json};
+use super::schema::{Finished, Taken};
 use crate::megatron::state::State;
 use crate::protocol::{
     BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, RevisionsReport, StepFinish,
@@ -24,6 +25,8 @@ use tokio::time::Instant;
 
 type AppState = Extract<Arc<State>>;
 
+/// Claims a job
+///
 /// Holds the request until a build this worker may run is queued, or the
 /// wait runs out (204).
 pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
@@ -56,8 +59,10 @@ pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<R
     }
 }
 
-/// Extends the lease and holds the request until the build is cancelled or
-/// the heartbeat interval passes.
+/// Extends a job's lease
+///
+/// Holds the request until the build is cancelled or the heartbeat
+/// interval passes.
 pub async fn heartbeat(
     state: AppState,
     Path(id): Path<String>,
@@ -98,7 +103,7 @@ async fn report<B, F>(
     id: &str,
     body: &[u8],
     change: F,
-) -> Result<Json<serde_json::Value>, ApiError>
+) -> Result<Json<Taken>, ApiError>
 where
     B: serde::de::DeserializeOwned + Send + 'static,
     F: FnOnce(&State, u64, String, B) -> crate::megatron::Result<()> + Send + 'static,
@@ -109,15 +114,20 @@ where
     state
         .blocking(move |s| change(s, id, worker, request))
         .await?;
-    Ok(Json(serde_json::json!({})))
+    Ok(Json(Taken {}))
 }
 
+/// Gives a job back unrun
+///
+/// A worker that shuts down before it runs its job gives it back: the
+/// build is queued again in its place, and this does not count as an
+/// attempt.
 pub async fn release(
     state: AppState,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,
@@ -128,12 +138,13 @@ pub async fn release(
     .await
 }
 
+/// A step started
 pub async fn step_start(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,
@@ -146,16 +157,20 @@ pub async fn step_start(
 
 #[derive(Deserialize)]
 pub struct LeaseQuery {
+    /// The job's lease.
     lease: String,
 }
 
+/// A chunk of a step's output
+///
+/// Appended to the step's log as is (at most 1 MiB a call).
 pub async fn step_log(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
     Query(query): Query<LeaseQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     let worker = authenticate_worker(&state, &headers).await?;
     let id = parse_id(&id)?;
     if body.len() > 1 << 20 {
@@ -164,15 +179,16 @@ pub async fn step_log(
     state
         .blocking(move |s| s.append_log(id, step, &worker, &query.lease, &body))
         .await?;
-    Ok(Json(serde_json::json!({})))
+    Ok(Json(Taken {}))
 }
 
+/// A step ended
 pub async fn step_finish(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,
@@ -183,6 +199,9 @@ pub async fn step_finish(
     .await
 }
 
+/// The build ended
+///
+/// Its result is recorded and its lease, worker and resources are freed.
 pub async fn build_finish(
     state: AppState,
     Path(id): Path<String>,
@@ -204,15 +223,16 @@ pub async fn build_finish(
         result = %build.result.map_or("none", crate::protocol::BuildResult::as_str),
         "build finished"
     );
-    Ok(Json(serde_json::json!({ "build": build.id })).into_response())
+    Ok(Json(Finished { build: build.id }).into_response())
 }
 
+/// The commits the checkout resolved
 pub async fn revisions(
     state: AppState,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,
