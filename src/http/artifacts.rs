@@ -15,7 +15,7 @@ use super::extract::parse_id;
 use super::schema::{ArtifactList, Uploaded};
 use crate::megatron::artifacts::{self, ArtifactError, Upload, CHUNK};
 use crate::megatron::state::State;
-use crate::protocol::UploadKind;
+use crate::protocol::{ErrorBody, UploadKind};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State as Extract};
@@ -46,7 +46,8 @@ impl From<ArtifactError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The job's lease.
     lease: String,
@@ -65,6 +66,24 @@ fn file_kind() -> UploadKind {
 /// Stores the body at `path` under the build's artifacts (or, for a zip the
 /// builder unzips, extracts it into the folder `path`), within the
 /// megatron's cap for one build's uploads.
+#[utoipa::path(
+    put,
+    path = "/api/v1/worker/builds/{id}/artifacts/{path}",
+    operation_id = "upload_artifact",
+    tag = "worker protocol",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("path" = String, Path, description = "Where it goes under the build's artifacts, `/`-separated"),
+        UploadQuery,
+    ),
+    request_body(description = "The file's bytes", content(("application/octet-stream"))),
+    responses(
+        (status = 200, description = "Stored", body = Uploaded),
+        (status = 400, description = "A bad path or archive", body = ErrorBody),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+        (status = 413, description = "Past the build's cap", body = ErrorBody),
+    )
+)]
 pub async fn upload(
     state: AppState,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -134,6 +153,17 @@ pub async fn upload(
 /// A build's artifacts
 ///
 /// Every stored file, and the links of the builder's `url` map.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}/artifacts",
+    operation_id = "list_artifacts",
+    tag = "artifacts",
+    params(("id" = u64, Path, description = "The build's id")),
+    responses(
+        (status = 200, description = "The files and links", body = ArtifactList),
+        (status = 404, description = "No such build", body = ErrorBody),
+    )
+)]
 pub async fn list(
     state: AppState,
     id: Result<Path<String>, PathRejection>,
@@ -157,6 +187,21 @@ pub async fn list(
 ///
 /// The file, streamed, with its content type; a folder serves its
 /// `index.html`. Pages and SVGs are served sandboxed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}/artifacts/{path}",
+    operation_id = "download_artifact",
+    tag = "artifacts",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("path" = String, Path, description = "The file's path under the build's artifacts"),
+    ),
+    responses(
+        (status = 200, description = "The file, with the content type its name implies", content(("*/*"))),
+        (status = 400, description = "A path that leaves the build's artifacts", body = ErrorBody),
+        (status = 404, description = "No such build or file", body = ErrorBody),
+    )
+)]
 pub async fn download(
     state: AppState,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -11,6 +11,7 @@ use crate::access::caller::Caller;
 use crate::config::access::Role;
 use crate::megatron::queue::ForceRequest;
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use crate::store::BuildRecord;
 use crate::sync::read;
 use axum::body::Bytes;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa::IntoParams;
 
 type AppState = Extract<Arc<State>>;
 
@@ -38,6 +40,12 @@ pub fn last_build(build: Option<&BuildRecord>) -> Option<LastBuild> {
 ///
 /// Each with the workers it may run on, its schedulers and resources, its
 /// latest build, and its repo's config error if any.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders",
+    tag = "builders",
+    responses((status = 200, description = "The builders, by name", body = BuilderList))
+)]
 pub async fn list_builders(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -77,6 +85,20 @@ pub async fn list_builders(
 }
 
 /// A build by its builder and number
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}/builds/{number}",
+    tag = "builds",
+    params(
+        ("name" = String, Path, description = "The builder's full name"),
+        ("number" = u64, Path, description = "The build's number among the builder's builds, from 1"),
+    ),
+    responses(
+        (status = 200, description = "The build", body = BuildRecord),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such build", body = ErrorBody),
+    )
+)]
 pub async fn build_by_number(
     state: AppState,
     Path((name, number)): Path<(String, String)>,
@@ -92,6 +114,16 @@ pub async fn build_by_number(
 }
 
 /// A builder, with its whole spec and its schedulers
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}",
+    tag = "builders",
+    params(("name" = String, Path, description = "The builder's full name, `<repo>-<builder>`")),
+    responses(
+        (status = 200, description = "The builder", body = BuilderDetail),
+        (status = 404, description = "No such builder", body = ErrorBody),
+    )
+)]
 pub async fn get_builder(
     state: AppState,
     Path(name): Path<String>,
@@ -125,13 +157,21 @@ pub async fn get_builder(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// How many builds, newest first (default 50, at most 1000).
     limit: Option<usize>,
 }
 
 /// A builder's history, newest first
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}/builds",
+    tag = "builds",
+    params(("name" = String, Path, description = "The builder's full name"), HistoryQuery),
+    responses((status = 200, description = "Its builds", body = BuildList))
+)]
 pub async fn builder_builds(
     state: AppState,
     Path(name): Path<String>,
@@ -151,6 +191,18 @@ pub async fn builder_builds(
 ///
 /// The builder needs a force scheduler; parameters it does not declare are
 /// refused. Without `revisions` the branch head is built.
+#[utoipa::path(
+    post,
+    path = "/api/v1/builders/{name}/force",
+    tag = "builders",
+    params(("name" = String, Path, description = "The builder's full name")),
+    request_body = ForceRequest,
+    responses(
+        (status = 201, description = "The build is queued", body = Forced),
+        (status = 400, description = "An unknown parameter or revision, or no force scheduler", body = ErrorBody),
+        (status = 404, description = "No such builder", body = ErrorBody),
+    )
+)]
 pub async fn force(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -179,6 +231,16 @@ pub async fn force(
 ///
 /// For each entry, the build a worker would fetch results from now (what
 /// `constructicon get` uses).
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}/get",
+    tag = "builders",
+    params(("name" = String, Path, description = "The builder's full name")),
+    responses(
+        (status = 200, description = "The chosen builds", body = Resolved),
+        (status = 404, description = "No such builder", body = ErrorBody),
+    )
+)]
 pub async fn resolve_get(
     state: AppState,
     Path(name): Path<String>,

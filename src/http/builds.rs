@@ -8,7 +8,8 @@ use super::views::build_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
 use crate::megatron::state::State;
-use crate::store::BuildState;
+use crate::protocol::ErrorBody;
+use crate::store::{BuildRecord, BuildState};
 use crate::sync::lock;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Query, State as Extract};
@@ -18,10 +19,12 @@ use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::IntoParams;
 
 type AppState = Extract<Arc<State>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BuildQuery {
     /// Hold the answer until the build has finished (at most 30 s), so a
     /// client follows a build without polling.
@@ -35,6 +38,17 @@ pub struct BuildQuery {
 /// built (the repo's and every dep's), the pins it was forced with, and its
 /// provenance (config commit and hash, cybertron hash, graph version,
 /// system version).
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}",
+    tag = "builds",
+    params(("id" = u64, Path, description = "The build's id"), BuildQuery),
+    responses(
+        (status = 200, description = "The build", body = BuildDetail),
+        (status = 400, description = "Not a build id", body = ErrorBody),
+        (status = 404, description = "No such build", body = ErrorBody),
+    )
+)]
 pub async fn get_build(
     state: AppState,
     Path(id): Path<String>,
@@ -75,6 +89,17 @@ pub async fn get_build(
 ///
 /// A queued build at once, a running one within a second (its worker stops
 /// the step and reports `cancelled`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/builds/{id}/cancel",
+    tag = "builds",
+    params(("id" = u64, Path, description = "The build's id")),
+    responses(
+        (status = 200, description = "The build, cancelled or being cancelled", body = BuildRecord),
+        (status = 404, description = "No such build", body = ErrorBody),
+        (status = 409, description = "It has finished", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -86,7 +111,8 @@ pub async fn cancel(
     Ok(Json(build_view(&build)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Start at this byte of the output.
     offset: Option<u64>,
@@ -103,6 +129,20 @@ const LOG_READ: usize = 1 << 20;
 ///
 /// Step 0 is the checkout. With `follow`, the answer streams the output as
 /// it comes until the step ends.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}/steps/{step}/log",
+    tag = "builds",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's `steps`"),
+        LogQuery,
+    ),
+    responses(
+        (status = 200, description = "The output, as the step wrote it", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such build or step", body = ErrorBody),
+    )
+)]
 pub async fn step_log(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
@@ -181,6 +221,12 @@ pub async fn step_log(
 ///
 /// Pending builds in order, with their reason, who queued them and why each
 /// waits; and which running build holds which resource.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queue",
+    tag = "builds",
+    responses((status = 200, description = "The queue", body = Queue))
+)]
 pub async fn queue(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -217,6 +263,17 @@ pub async fn queue(
 ///
 /// With the same revision, the same commits of its deps and the same
 /// parameters; queued by the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/builds/{id}/rebuild",
+    tag = "builds",
+    params(("id" = u64, Path, description = "The build's id")),
+    responses(
+        (status = 201, description = "The new build is queued", body = Rebuilt),
+        (status = 404, description = "No such build", body = ErrorBody),
+        (status = 409, description = "It has not finished", body = ErrorBody),
+    )
+)]
 pub async fn rebuild(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -243,6 +300,12 @@ pub async fn rebuild(
 ///
 /// Every declared worker, online or not, and what it runs; a user worker
 /// only to those who may see its repo.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workers",
+    tag = "workers",
+    responses((status = 200, description = "The workers, by name", body = WorkerList))
+)]
 pub async fn workers(state: AppState, Extension(caller): Extension<Caller>) -> Json<WorkerList> {
     let workers: Vec<_> = state
         .workers()

@@ -11,6 +11,7 @@ use super::error::ApiError;
 use super::schema::{PushAnswer, PushIgnored, PushPing, PushPolled};
 use crate::forge::{self as hooks, Change, Event, HookError};
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use crate::sync::read;
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
@@ -77,6 +78,20 @@ const HOOK_FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// GitLab's `X-Gitlab-Token`). The repos it names are fetched at once; a
 /// push of a branch queues the builds its commit schedulers start before
 /// the answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hooks/push",
+    tag = "hooks",
+    request_body(content = serde_json::Value, description = "The forge's push payload, as it sends it"),
+    responses(
+        (status = 202, description = "The named repos were polled", body = PushAnswer),
+        (status = 200, description = "Nothing to build: no repo matched, or not a push of a branch", body = PushAnswer),
+        (status = 400, description = "Not a forge's delivery, or a malformed payload", body = ErrorBody),
+        (status = 401, description = "A missing or wrong signature", body = ErrorBody),
+        (status = 403, description = "Push webhooks are off", body = ErrorBody),
+        (status = 413, description = "The payload is too large", body = ErrorBody),
+    )
+)]
 pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     // The source is looked up per request so a cybertron reload takes
     // effect at once; the secret itself is read below and dropped with

@@ -12,11 +12,13 @@ use crate::access::caller::{resolve, Refused, SESSION_COOKIE};
 use crate::access::people::{issue_person_token, revoke_person_tokens};
 use crate::config::access::Role;
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa::IntoParams;
 
 type AppState = Extract<Arc<State>>;
 
@@ -24,6 +26,17 @@ type AppState = Extract<Arc<State>>;
 ///
 /// For a person of cybertron's `access.people`; only its hash is kept, so
 /// the answer is the one time it is shown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/people/{person}/tokens",
+    tag = "people",
+    operation_id = "issue_person_token",
+    params(("person" = String, Path, description = "A person of cybertron's `access.people`")),
+    responses(
+        (status = 201, description = "The token", body = PersonTokenIssued),
+        (status = 400, description = "Not a person of `access.people`", body = ErrorBody),
+    )
+)]
 pub async fn issue_token(
     state: AppState,
     Path(person): Path<String>,
@@ -42,6 +55,13 @@ pub async fn issue_token(
 }
 
 /// A person's tokens, by id
+#[utoipa::path(
+    get,
+    path = "/api/v1/people/{person}/tokens",
+    tag = "people",
+    params(("person" = String, Path, description = "The person")),
+    responses((status = 200, description = "The tokens (never the secrets)", body = PersonTokens))
+)]
 pub async fn list_tokens(
     state: AppState,
     Path(person): Path<String>,
@@ -54,13 +74,21 @@ pub async fn list_tokens(
     Ok(Json(PersonTokens { person, tokens }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RevokeQuery {
     /// One token's id; without it every token of the person goes.
     id: Option<String>,
 }
 
 /// Revokes a person's tokens
+#[utoipa::path(
+    delete,
+    path = "/api/v1/people/{person}/tokens",
+    tag = "people",
+    params(("person" = String, Path, description = "The person"), RevokeQuery),
+    responses((status = 200, description = "How many were revoked", body = PersonTokensRevoked))
+)]
 pub async fn revoke_tokens(
     state: AppState,
     Path(person): Path<String>,
@@ -76,6 +104,13 @@ pub async fn revoke_tokens(
 }
 
 /// Revokes a worker's token
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workers/{name}/token",
+    tag = "workers",
+    params(("name" = String, Path, description = "The worker's name")),
+    responses((status = 200, description = "Revoked", body = WorkerTokenRevoked))
+)]
 pub async fn revoke_worker_token(
     state: AppState,
     Path(name): Path<String>,
@@ -100,6 +135,15 @@ pub async fn revoke_worker_token(
 ///
 /// The person, their role everywhere, and a session's CSRF token: what
 /// `constructicon login` checks a token with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    tag = "people",
+    responses(
+        (status = 200, description = "The caller", body = Whoami),
+        (status = 401, description = "The bearer token is unknown or was revoked", body = ErrorBody),
+    )
+)]
 pub async fn whoami(state: AppState, headers: HeaderMap) -> Result<Json<Whoami>, ApiError> {
     let token = bearer(&headers).map(str::to_string);
     let session = cookie(&headers, SESSION_COOKIE).map(str::to_string);

@@ -8,6 +8,7 @@ use super::views::repo_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use crate::sync::read;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State as Extract};
@@ -16,13 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 type AppState = Extract<Arc<State>>;
 
 /// A repo to take: its URL (or a local path) and the branch to follow.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddRepo {
+pub struct AddRepo {
     url: String,
     /// The branch followed; the remote's default branch when absent.
     branch: Option<String>,
@@ -33,6 +35,18 @@ struct AddRepo {
 /// Clones (or fetches) the repo and evaluates its config. The URL must be
 /// allowed by cybertron's `repos` list; the caller needs the maintainer
 /// role on the repo it names.
+#[utoipa::path(
+    post,
+    path = "/api/v1/repos",
+    tag = "repos",
+    request_body = AddRepo,
+    responses(
+        (status = 201, description = "The repo was taken", body = RepoView),
+        (status = 200, description = "It was taken before: fetched and reconfigured", body = RepoView),
+        (status = 400, description = "It cannot be cloned, the branch does not exist, or the URL is not allowed", body = ErrorBody),
+        (status = 409, description = "Another URL has the same repo name", body = ErrorBody),
+    )
+)]
 pub async fn add_repo(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -70,6 +84,12 @@ pub async fn add_repo(
 ///
 /// Each with its commit, graph version and provenance, its builders, and
 /// its config error if the last evaluation failed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/repos",
+    tag = "repos",
+    responses((status = 200, description = "The repos, by name", body = RepoList))
+)]
 pub async fn list_repos(state: AppState, Extension(caller): Extension<Caller>) -> Json<RepoList> {
     let repos = read(&state.repos);
     let mut views: Vec<RepoView> = repos
@@ -82,6 +102,16 @@ pub async fn list_repos(state: AppState, Extension(caller): Extension<Caller>) -
 }
 
 /// A repo
+#[utoipa::path(
+    get,
+    path = "/api/v1/repos/{repo}",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    responses(
+        (status = 200, description = "The repo", body = RepoView),
+        (status = 404, description = "No such repo", body = ErrorBody),
+    )
+)]
 pub async fn get_repo(
     state: AppState,
     Path(name): Path<String>,
@@ -94,6 +124,16 @@ pub async fn get_repo(
 }
 
 /// Fetches a repo and evaluates its config again
+#[utoipa::path(
+    post,
+    path = "/api/v1/repos/{repo}/refresh",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    responses(
+        (status = 200, description = "The repo as it is now", body = RepoView),
+        (status = 404, description = "No such repo", body = ErrorBody),
+    )
+)]
 pub async fn refresh_repo(
     state: AppState,
     Path(name): Path<String>,
@@ -105,6 +145,16 @@ pub async fn refresh_repo(
 /// Removes a repo
 ///
 /// Its queued builds are cancelled; builds under way finish.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/repos/{repo}",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    responses(
+        (status = 200, description = "The repo is gone", body = RepoRemoved),
+        (status = 404, description = "No such repo", body = ErrorBody),
+    )
+)]
 pub async fn remove_repo(
     state: AppState,
     Extension(caller): Extension<Caller>,

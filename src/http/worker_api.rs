@@ -10,8 +10,8 @@ use super::extract::{parse_id, parse_json};
 use super::schema::{Finished, Taken};
 use crate::megatron::state::State;
 use crate::protocol::{
-    BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, RevisionsReport, StepFinish,
-    StepStart,
+    BuildFinish, ClaimRequest, ErrorBody, HeartbeatRequest, HeartbeatResponse, Job,
+    RevisionsReport, StepFinish, StepStart,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
@@ -29,6 +29,18 @@ type AppState = Extract<Arc<State>>;
 ///
 /// Holds the request until a build this worker may run is queued, or the
 /// wait runs out (204).
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/claim",
+    tag = "worker protocol",
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "A job: the build is the worker's until its lease runs out", body = Job),
+        (status = 204, description = "Nothing to run within the wait"),
+        (status = 401, description = "A missing or wrong worker token", body = ErrorBody),
+        (status = 404, description = "No config declares a worker of this name", body = ErrorBody),
+    )
+)]
 pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let worker = authenticate_worker(&state, &headers).await?;
     let request: ClaimRequest = parse_json(&body)?;
@@ -63,6 +75,17 @@ pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<R
 ///
 /// Holds the request until the build is cancelled or the heartbeat
 /// interval passes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/heartbeat",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "The lease is extended; `cancel` says whether to stop", body = HeartbeatResponse),
+        (status = 409, description = "The lease was taken away: stop, report nothing", body = ErrorBody),
+    )
+)]
 pub async fn heartbeat(
     state: AppState,
     Path(id): Path<String>,
@@ -122,6 +145,17 @@ where
 /// A worker that shuts down before it runs its job gives it back: the
 /// build is queued again in its place, and this does not count as an
 /// attempt.
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/release",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "Released", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn release(
     state: AppState,
     Path(id): Path<String>,
@@ -139,6 +173,20 @@ pub async fn release(
 }
 
 /// A step started
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/steps/{step}/start",
+    tag = "worker protocol",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's steps"),
+    ),
+    request_body = StepStart,
+    responses(
+        (status = 200, description = "Recorded", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn step_start(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
@@ -155,7 +203,8 @@ pub async fn step_start(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LeaseQuery {
     /// The job's lease.
     lease: String,
@@ -164,6 +213,23 @@ pub struct LeaseQuery {
 /// A chunk of a step's output
 ///
 /// Appended to the step's log as is (at most 1 MiB a call).
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/steps/{step}/log",
+    tag = "worker protocol",
+    operation_id = "append_step_log",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's steps"),
+        LeaseQuery,
+    ),
+    request_body(description = "The output's next bytes", content(("application/octet-stream"))),
+    responses(
+        (status = 200, description = "Appended", body = Taken),
+        (status = 400, description = "More than 1 MiB", body = ErrorBody),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn step_log(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
@@ -183,6 +249,20 @@ pub async fn step_log(
 }
 
 /// A step ended
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/steps/{step}/finish",
+    tag = "worker protocol",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's steps"),
+    ),
+    request_body = StepFinish,
+    responses(
+        (status = 200, description = "Recorded", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn step_finish(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
@@ -202,6 +282,17 @@ pub async fn step_finish(
 /// The build ended
 ///
 /// Its result is recorded and its lease, worker and resources are freed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/finish",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = BuildFinish,
+    responses(
+        (status = 200, description = "Recorded", body = Finished),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn build_finish(
     state: AppState,
     Path(id): Path<String>,
@@ -227,6 +318,17 @@ pub async fn build_finish(
 }
 
 /// The commits the checkout resolved
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/revisions",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = RevisionsReport,
+    responses(
+        (status = 200, description = "Recorded", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn revisions(
     state: AppState,
     Path(id): Path<String>,

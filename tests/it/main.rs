@@ -14,6 +14,7 @@ mod front_door;
 mod hooks;
 mod hostile;
 mod layers;
+mod openapi;
 mod polling;
 mod reload;
 mod resilience;
