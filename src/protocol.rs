@@ -13,12 +13,13 @@ use crate::config::spec::DepSpec;
 use crate::config::Step;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// The header naming the worker on every worker call.
 pub const WORKER_HEADER: &str = "x-constructicon-worker";
 
 /// What a build ended as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildResult {
     Success,
@@ -65,7 +66,7 @@ impl BuildResult {
 }
 
 /// A claimed build, with everything the worker needs to run it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     pub build: u64,
     /// Identifies this claim; every later call must present it.
@@ -106,7 +107,7 @@ pub struct Job {
 }
 
 /// One `get` entry as the megatron resolved it when the job was claimed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GetJob {
     /// The builder whose results these are (full name).
     pub builder: String,
@@ -156,7 +157,7 @@ impl Job {
 
 /// `POST /api/v1/worker/builds/{id}/revisions`: the commits the checkout
 /// resolved, repo URL → commit, for the repo and every dep.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RevisionsReport {
     pub lease: String,
     pub revisions: BTreeMap<String, String>,
@@ -166,7 +167,7 @@ pub struct RevisionsReport {
 /// with the bytes as the body. `file` stores the body at `path`; `zip`
 /// stores it at `path` as is, or, when the builder unzips `path`, extracts
 /// it into the folder `path`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadKind {
     File,
@@ -174,7 +175,7 @@ pub enum UploadKind {
 }
 
 /// One stored artifact, as `GET /api/v1/builds/{id}/artifacts` lists them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Artifact {
     /// Path under the build's artifacts, `/`-separated.
     pub path: String,
@@ -185,31 +186,31 @@ pub struct Artifact {
 pub const GET_STEP: &str = "get";
 pub const UPLOAD_STEP: &str = "upload";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClaimRequest {
     /// How long the megatron may hold the request open, in milliseconds.
     #[serde(default)]
     pub wait_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatRequest {
     pub lease: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatResponse {
     /// The build was cancelled: stop the running step and report `cancelled`.
     pub cancel: bool,
 }
 
 /// Index `n` counts the build's steps as [`step_layout`] lays them out.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepStart {
     pub lease: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepFinish {
     pub lease: String,
     pub result: BuildResult,
@@ -219,7 +220,7 @@ pub struct StepFinish {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BuildFinish {
     pub lease: String,
     pub result: BuildResult,
@@ -227,7 +228,7 @@ pub struct BuildFinish {
 }
 
 /// The body of every error response, on every API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }

@@ -14,9 +14,10 @@ use super::source_keys::{path_segments, Segment};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use utoipa::ToSchema;
 
 /// One error (or warning) in a config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Diagnostic {
     pub message: String,
     /// The key path, e.g. `builders.basic.commands[1]`; `None` for syntax and

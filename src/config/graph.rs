@@ -16,6 +16,7 @@ use super::words::{quoted, suggest};
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use utoipa::ToSchema;
 
 /// A repo's builders and schedulers, ready to schedule and run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,21 +35,33 @@ pub struct Graph {
     pub cybertron_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A builder as the graph has it: its config merged with cybertron's
+/// `builder_base`, every default filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Builder {
+    /// The full name, `<repo>-<builder>`.
     pub name: String,
     pub repo: String,
     /// The workers it may run on, those for which every accept holds.
     pub workers: Vec<String>,
     /// Every accept expression that must hold: builder_base's, then its own.
     pub accept: Vec<String>,
+    /// The configured steps: cybertron's precommands, its own, cybertron's
+    /// commands.
     pub steps: Vec<Step>,
+    /// The schedulers that start it, by full name.
     pub schedulers: Vec<String>,
+    /// Exclusive resources a build holds while it runs.
     pub resources: Vec<String>,
+    /// Other repos fetched beside the build folder.
     pub deps: Vec<DepSpec>,
+    /// Source (relative to the build folder) → artifact path.
     pub upload: BTreeMap<String, String>,
+    /// Upload sources sent as one zip.
     pub zip: Vec<String>,
+    /// Artifact paths extracted after upload.
     pub unzip: Vec<String>,
+    /// Link name → artifact path or URL, shown with each build.
     pub url: BTreeMap<String, String>,
     /// Results of other builders' builds to fetch before the steps.
     pub get: Vec<GetSpec>,
@@ -60,7 +73,7 @@ pub struct Builder {
 
 /// One `get` entry: whose results, where they land, and how the build is
 /// chosen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GetSpec {
     /// The builder's full name.
     pub builder: String,
@@ -71,17 +84,21 @@ pub struct GetSpec {
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One configured step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Step {
     pub name: String,
     pub command: String,
     /// Seconds without output before the step is killed.
     pub timeout: u64,
+    /// Regexes: an output line matching one makes the step `warnings`.
     pub warnings: Vec<String>,
+    /// Regexes for lines that are not warnings after all.
     pub suppress_warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A scheduler: its spec (by `type`), and the builders it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Scheduler {
     #[serde(flatten)]
     pub spec: SchedulerSpec,

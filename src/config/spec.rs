@@ -14,6 +14,7 @@ pub use super::secret_source::SecretSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// Worker features: name → value (strings mostly; numbers and bools allowed).
 pub type Features = serde_json::Map<String, Value>;
@@ -90,7 +91,8 @@ pub struct CommandSpec {
     pub timeout: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Another repo a builder fetches beside its build folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DepSpec {
     pub url: String,
     /// The folder it is cloned into, beside the build folder.
@@ -101,7 +103,9 @@ pub struct DepSpec {
     pub builder: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What starts builds: a person (`force`), the clock (`time`, cron
+/// fields), or new commits (`commit`); each with the parameters it gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SchedulerSpec {
     Force {

@@ -2,22 +2,36 @@
 //! admin role through.
 
 use super::error::ApiError;
+use super::schema::{Reloaded, WorkerTokenIssued};
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use crate::token::{random_secret, secret_hash};
 use axum::extract::{Path, State as Extract};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 type AppState = Extract<Arc<State>>;
 
-/// `POST /api/v1/workers/{name}/token` (admin): issues a new
-/// token for a worker (replacing any earlier one) and keeps only its hash.
+/// Issues a worker's token
+///
+/// A new token for the worker, replacing any earlier one; only its hash is
+/// kept, so the answer is the one time it is shown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workers/{name}/token",
+    tag = "workers",
+    operation_id = "issue_worker_token",
+    params(("name" = String, Path, description = "The worker's name")),
+    responses(
+        (status = 200, description = "The token", body = WorkerTokenIssued),
+        (status = 400, description = "The name cannot be used", body = ErrorBody),
+    )
+)]
 pub async fn issue_token(
     state: AppState,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkerTokenIssued>, ApiError> {
     if let Some(why) = crate::model::check_name(&name) {
         return Err(ApiError::bad_request(format!(
             "worker name {name:?} cannot be used: {why}"
@@ -37,16 +51,29 @@ pub async fn issue_token(
         .await;
     stored.map_err(crate::megatron::Error::from)?;
     let known = state.worker_known(&name);
-    Ok(Json(
-        json!({ "worker": name, "token": token, "known": known }),
-    ))
+    Ok(Json(WorkerTokenIssued {
+        worker: name,
+        token,
+        known,
+    }))
 }
 
-/// `POST /api/v1/admin/reload` (admin): cybertron read again,
-/// every repo re-evaluated against it.
-pub async fn reload(state: AppState) -> Result<Json<Value>, ApiError> {
+/// Reads cybertron again
+///
+/// Every repo is evaluated again against it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/reload",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Reloaded", body = Reloaded),
+        (status = 400, description = "The new cybertron has errors; the old one stays", body = ErrorBody),
+        (status = 409, description = "This megatron's cybertron is built in: there is no file to read", body = ErrorBody),
+    )
+)]
+pub async fn reload(state: AppState) -> Result<Json<Reloaded>, ApiError> {
     let repos = state.blocking(|s| s.reload_cybertron()).await?;
     state.queue_changed.notify_waiters();
     state.announce();
-    Ok(Json(json!({ "repos": repos })))
+    Ok(Json(Reloaded { repos }))
 }

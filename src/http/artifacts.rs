@@ -12,9 +12,10 @@
 use super::auth::authenticate_worker;
 use super::error::ApiError;
 use super::extract::parse_id;
+use super::schema::{ArtifactList, Uploaded};
 use crate::megatron::artifacts::{self, ArtifactError, Upload, CHUNK};
 use crate::megatron::state::State;
-use crate::protocol::UploadKind;
+use crate::protocol::{ErrorBody, UploadKind};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State as Extract};
@@ -23,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use serde_json::json;
 use std::io::Read as _;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -46,9 +46,13 @@ impl From<ArtifactError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// The job's lease.
     lease: String,
+    /// `file` stores the body as is; `zip`, for a path the builder unzips,
+    /// extracts it there.
     #[serde(default = "file_kind")]
     kind: UploadKind,
 }
@@ -57,16 +61,36 @@ fn file_kind() -> UploadKind {
     UploadKind::File
 }
 
-/// `PUT /api/v1/worker/builds/{id}/artifacts/{*path}?lease=L&kind=file|zip`:
-/// stores the body at `path` under the build's artifacts (or, for a zip the
-/// builder unzips, extracts it into the folder `path`).
+/// Uploads an artifact
+///
+/// Stores the body at `path` under the build's artifacts (or, for a zip the
+/// builder unzips, extracts it into the folder `path`), within the
+/// megatron's cap for one build's uploads.
+#[utoipa::path(
+    put,
+    path = "/api/v1/worker/builds/{id}/artifacts/{path}",
+    operation_id = "upload_artifact",
+    tag = "worker protocol",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("path" = String, Path, description = "Where it goes under the build's artifacts, `/`-separated"),
+        UploadQuery,
+    ),
+    request_body(description = "The file's bytes", content(("application/octet-stream"))),
+    responses(
+        (status = 200, description = "Stored", body = Uploaded),
+        (status = 400, description = "A bad path or archive", body = ErrorBody),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+        (status = 413, description = "Past the build's cap", body = ErrorBody),
+    )
+)]
 pub async fn upload(
     state: AppState,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Uploaded>, ApiError> {
     let worker = authenticate_worker(&state, &headers).await?;
     let Path((id, path)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -120,15 +144,30 @@ pub async fn upload(
         .blocking(move |s| s.finish_upload(upload, &worker, &query.lease))
         .await?;
     tracing::debug!(build = id, path = %stored, bytes = received, "artifact stored");
-    Ok(Json(json!({ "path": stored, "bytes": received })))
+    Ok(Json(Uploaded {
+        path: stored,
+        bytes: received,
+    }))
 }
 
-/// `GET /api/v1/builds/{id}/artifacts`: every stored file, and the links of
-/// the builder's `url` map.
+/// A build's artifacts
+///
+/// Every stored file, and the links of the builder's `url` map.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}/artifacts",
+    operation_id = "list_artifacts",
+    tag = "artifacts",
+    params(("id" = u64, Path, description = "The build's id")),
+    responses(
+        (status = 200, description = "The files and links", body = ArtifactList),
+        (status = 404, description = "No such build", body = ErrorBody),
+    )
+)]
 pub async fn list(
     state: AppState,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ArtifactList>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = parse_id(&id)?;
     let (listed, links) = state
@@ -138,11 +177,31 @@ pub async fn list(
             Ok((listed, artifacts::links(id, &build.spec.url)))
         })
         .await?;
-    Ok(Json(json!({ "artifacts": listed, "links": links })))
+    Ok(Json(ArtifactList {
+        artifacts: listed,
+        links,
+    }))
 }
 
-/// `GET /api/v1/builds/{id}/artifacts/{*path}`: the file, streamed, with
-/// its content type; a folder serves its `index.html`.
+/// An artifact
+///
+/// The file, streamed, with its content type; a folder serves its
+/// `index.html`. Pages and SVGs are served sandboxed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}/artifacts/{path}",
+    operation_id = "download_artifact",
+    tag = "artifacts",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("path" = String, Path, description = "The file's path under the build's artifacts"),
+    ),
+    responses(
+        (status = 200, description = "The file, with the content type its name implies", content(("*/*"))),
+        (status = 400, description = "A path that leaves the build's artifacts", body = ErrorBody),
+        (status = 404, description = "No such build or file", body = ErrorBody),
+    )
+)]
 pub async fn download(
     state: AppState,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use crate::megatron::state::State;
-use crate::protocol::BuildResult;
+use crate::protocol::{BuildResult, ErrorBody};
 use crate::store::BuildState;
 use axum::extract::{Path, State as Extract};
 use axum::http::{header, StatusCode};
@@ -43,6 +43,20 @@ pub fn svg(label: &str, value: &str, fill: &str) -> String {
     )
 }
 
+/// A builder's badge
+///
+/// The builder's last finished result as an SVG badge, for READMEs; cached
+/// for a minute.
+#[utoipa::path(
+    get,
+    path = "/badge/{builder}",
+    tag = "builders",
+    params(("builder" = String, Path, description = "The builder's full name followed by `.svg`: `/badge/hello-basic.svg`")),
+    responses(
+        (status = 200, description = "The badge", body = String, content_type = "image/svg+xml"),
+        (status = 404, description = "No such builder, or a name without `.svg`", body = ErrorBody),
+    )
+)]
 pub async fn badge(
     state: Extract<Arc<State>>,
     Path(file): Path<String>,

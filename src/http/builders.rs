@@ -3,11 +3,16 @@
 
 use super::error::ApiError;
 use super::extract::parse_json;
+use super::schema::{
+    BuildList, BuilderDetail, BuilderList, BuilderSummary, Forced, LastBuild, Resolved,
+};
 use super::views::build_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
 use crate::megatron::queue::ForceRequest;
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
+use crate::store::BuildRecord;
 use crate::sync::read;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State as Extract};
@@ -15,23 +20,36 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::IntoParams;
 
 type AppState = Extract<Arc<State>>;
 
 /// A builder's latest build, in short, for lists.
-pub fn last_build(build: Option<&crate::store::BuildRecord>) -> Value {
-    match build {
-        Some(b) => json!({
-            "id": b.id, "number": b.number, "state": b.state, "result": b.result,
-            "finished": b.finished,
-        }),
-        None => Value::Null,
-    }
+pub fn last_build(build: Option<&BuildRecord>) -> Option<LastBuild> {
+    build.map(|b| LastBuild {
+        id: b.id,
+        number: b.number,
+        state: b.state,
+        result: b.result,
+        finished: b.finished,
+    })
 }
 
-pub async fn list_builders(state: AppState, Extension(caller): Extension<Caller>) -> Json<Value> {
+/// The builders the caller may see
+///
+/// Each with the workers it may run on, its schedulers and resources, its
+/// latest build, and its repo's config error if any.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders",
+    tag = "builders",
+    responses((status = 200, description = "The builders, by name", body = BuilderList))
+)]
+pub async fn list_builders(
+    state: AppState,
+    Extension(caller): Extension<Caller>,
+) -> Json<BuilderList> {
     let mut builders = Vec::new();
     {
         let repos = read(&state.repos);
@@ -41,36 +59,50 @@ pub async fn list_builders(state: AppState, Extension(caller): Extension<Caller>
         {
             let Some(graph) = &repo.graph else { continue };
             for (name, builder) in &graph.graph.builders {
-                builders.push(json!({
-                    "name": name,
-                    "repo": repo.record.name,
-                    "workers": builder.workers,
-                    "schedulers": builder.schedulers,
-                    "resources": builder.resources,
-                    "error": repo.record.error,
-                }));
+                builders.push(BuilderSummary {
+                    name: name.clone(),
+                    repo: repo.record.name.clone(),
+                    workers: builder.workers.clone(),
+                    schedulers: builder.schedulers.clone(),
+                    resources: builder.resources.clone(),
+                    error: repo.record.error.clone(),
+                    last: None,
+                });
             }
         }
     }
-    builders.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    builders.sort_by(|a, b| a.name.cmp(&b.name));
     let builders = state
         .blocking(move |s| {
             for builder in &mut builders {
-                let name = builder["name"].as_str().unwrap_or_default().to_string();
-                let last = s.store.builder_builds(&name, 1).unwrap_or_default();
-                builder["last"] = last_build(last.first());
+                let last = s.store.builder_builds(&builder.name, 1).unwrap_or_default();
+                builder.last = last_build(last.first());
             }
             builders
         })
         .await;
-    Json(json!({ "builders": builders }))
+    Json(BuilderList { builders })
 }
 
-/// `GET /api/v1/builders/{name}/builds/{number}`: a build by its number.
+/// A build by its builder and number
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}/builds/{number}",
+    tag = "builds",
+    params(
+        ("name" = String, Path, description = "The builder's full name"),
+        ("number" = u64, Path, description = "The build's number among the builder's builds, from 1"),
+    ),
+    responses(
+        (status = 200, description = "The build", body = BuildRecord),
+        (status = 400, description = "Not a number", body = ErrorBody),
+        (status = 404, description = "No such build", body = ErrorBody),
+    )
+)]
 pub async fn build_by_number(
     state: AppState,
     Path((name, number)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let number: u64 = number
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{number:?} is not a build number")))?;
@@ -81,10 +113,21 @@ pub async fn build_by_number(
     Ok(Json(build_view(&build)))
 }
 
+/// A builder, with its whole spec and its schedulers
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}",
+    tag = "builders",
+    params(("name" = String, Path, description = "The builder's full name, `<repo>-<builder>`")),
+    responses(
+        (status = 200, description = "The builder", body = BuilderDetail),
+        (status = 404, description = "No such builder", body = ErrorBody),
+    )
+)]
 pub async fn get_builder(
     state: AppState,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BuilderDetail>, ApiError> {
     let (repo, graph) = state
         .builder_owner(&name)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("builder {name} not found")))?;
@@ -92,7 +135,7 @@ pub async fn get_builder(
         .get(&repo)
         .and_then(|r| r.record.error.clone());
     let builder = &graph.graph.builders[&name];
-    let schedulers: serde_json::Map<String, Value> = builder
+    let schedulers = builder
         .schedulers
         .iter()
         .filter_map(|s| {
@@ -100,40 +143,66 @@ pub async fn get_builder(
                 .graph
                 .schedulers
                 .get(s)
-                .map(|spec| (s.clone(), json!(spec)))
+                .map(|spec| (s.clone(), spec.clone()))
         })
         .collect();
-    Ok(Json(json!({
-        "name": name,
-        "repo": repo,
-        "workers": builder.workers,
-        "spec": builder,
-        "schedulers": schedulers,
-        "graph_version": graph.version,
-        "error": error,
-    })))
+    Ok(Json(BuilderDetail {
+        name,
+        repo,
+        workers: builder.workers.clone(),
+        spec: builder.clone(),
+        schedulers,
+        graph_version: graph.version,
+        error,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// How many builds, newest first (default 50, at most 1000).
     limit: Option<usize>,
 }
 
+/// A builder's history, newest first
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}/builds",
+    tag = "builds",
+    params(("name" = String, Path, description = "The builder's full name"), HistoryQuery),
+    responses((status = 200, description = "Its builds", body = BuildList))
+)]
 pub async fn builder_builds(
     state: AppState,
     Path(name): Path<String>,
     Query(query): Query<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BuildList>, ApiError> {
     let limit = query.limit.unwrap_or(50).min(1000);
     let builds = state
         .blocking(move |s| s.store.builder_builds(&name, limit))
         .await;
     let builds = builds.map_err(crate::megatron::Error::from)?;
-    Ok(Json(
-        json!({ "builds": builds.iter().map(build_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(BuildList {
+        builds: builds.iter().map(build_view).collect(),
+    }))
 }
 
+/// Queues a build of a builder
+///
+/// The builder needs a force scheduler; parameters it does not declare are
+/// refused. Without `revisions` the branch head is built.
+#[utoipa::path(
+    post,
+    path = "/api/v1/builders/{name}/force",
+    tag = "builders",
+    params(("name" = String, Path, description = "The builder's full name")),
+    request_body = ForceRequest,
+    responses(
+        (status = 201, description = "The build is queued", body = Forced),
+        (status = 400, description = "An unknown parameter or revision, or no force scheduler", body = ErrorBody),
+        (status = 404, description = "No such builder", body = ErrorBody),
+    )
+)]
 pub async fn force(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -148,22 +217,36 @@ pub async fn force(
     state.announce();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "build": build.id, "number": build.number })),
+        Json(Forced {
+            build: build.id,
+            number: build.number,
+        }),
     )
         .into_response())
 }
 
-/// `GET /api/v1/builders/{name}/get`: for each of the builder's `get`
-/// entries, the build a worker would fetch results from now (what
+/// What the builder's `get` entries would fetch now
+///
+/// For each entry, the build a worker would fetch results from now (what
 /// `constructicon get` uses).
+#[utoipa::path(
+    get,
+    path = "/api/v1/builders/{name}/get",
+    tag = "builders",
+    params(("name" = String, Path, description = "The builder's full name")),
+    responses(
+        (status = 200, description = "The chosen builds", body = Resolved),
+        (status = 404, description = "No such builder", body = ErrorBody),
+    )
+)]
 pub async fn resolve_get(
     state: AppState,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Resolved>, ApiError> {
     let (_, graph) = state
         .builder_owner(&name)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("builder {name} not found")))?;
     let entries = graph.graph.builders[&name].get.clone();
     let resolved = state.blocking(move |s| s.resolve_get(&entries)).await?;
-    Ok(Json(json!({ "get": resolved })))
+    Ok(Json(Resolved { get: resolved }))
 }

@@ -3,11 +3,13 @@
 
 use super::error::ApiError;
 use super::extract::parse_id;
+use super::schema::{BuildDetail, HeldResource, Pending, Queue, Rebuilt, WorkerList};
 use super::views::build_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
 use crate::megatron::state::State;
-use crate::store::BuildState;
+use crate::protocol::ErrorBody;
+use crate::store::{BuildRecord, BuildState};
 use crate::sync::lock;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Query, State as Extract};
@@ -15,24 +17,43 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::IntoParams;
 
 type AppState = Extract<Arc<State>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BuildQuery {
     /// Hold the answer until the build has finished (at most 30 s), so a
     /// client follows a build without polling.
     wait: Option<bool>,
 }
 
+/// A build, with its steps, artifacts and links
+///
+/// Its state and result, why and by whom it was started, its steps with
+/// their timings, results and exit codes, its parameters, the revisions
+/// built (the repo's and every dep's), the pins it was forced with, and its
+/// provenance (config commit and hash, cybertron hash, graph version,
+/// system version).
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}",
+    tag = "builds",
+    params(("id" = u64, Path, description = "The build's id"), BuildQuery),
+    responses(
+        (status = 200, description = "The build", body = BuildDetail),
+        (status = 400, description = "Not a build id", body = ErrorBody),
+        (status = 404, description = "No such build", body = ErrorBody),
+    )
+)]
 pub async fn get_build(
     state: AppState,
     Path(id): Path<String>,
     Query(query): Query<BuildQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BuildDetail>, ApiError> {
     let id = parse_id(&id)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut changes = state.changes.subscribe();
@@ -57,25 +78,43 @@ pub async fn get_build(
             break (build, artifacts);
         }
     };
-    let mut view = build_view(&build);
-    view["artifacts"] = json!(artifacts);
-    view["links"] = json!(crate::megatron::artifacts::links(build.id, &build.spec.url));
-    Ok(Json(view))
+    Ok(Json(BuildDetail {
+        build: build_view(&build),
+        artifacts,
+        links: crate::megatron::artifacts::links(build.id, &build.spec.url),
+    }))
 }
 
+/// Cancels a build
+///
+/// A queued build at once, a running one within a second (its worker stops
+/// the step and reports `cancelled`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/builds/{id}/cancel",
+    tag = "builds",
+    params(("id" = u64, Path, description = "The build's id")),
+    responses(
+        (status = 200, description = "The build, cancelled or being cancelled", body = BuildRecord),
+        (status = 404, description = "No such build", body = ErrorBody),
+        (status = 409, description = "It has finished", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     state: AppState,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id)?;
     let by = caller.name().map(str::to_string);
     let build = state.blocking(move |s| s.cancel(id, by.as_deref())).await?;
     Ok(Json(build_view(&build)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Start at this byte of the output.
     offset: Option<u64>,
     /// Keep the response open and stream output until the step ends.
     follow: Option<bool>,
@@ -86,6 +125,24 @@ pub struct LogQuery {
 /// How much of a log one read takes from the store.
 const LOG_READ: usize = 1 << 20;
 
+/// A step's output
+///
+/// Step 0 is the checkout. With `follow`, the answer streams the output as
+/// it comes until the step ends.
+#[utoipa::path(
+    get,
+    path = "/api/v1/builds/{id}/steps/{step}/log",
+    tag = "builds",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's `steps`"),
+        LogQuery,
+    ),
+    responses(
+        (status = 200, description = "The output, as the step wrote it", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such build or step", body = ErrorBody),
+    )
+)]
 pub async fn step_log(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
@@ -162,10 +219,20 @@ pub async fn step_log(
     Ok((headers, Body::from_stream(stream)).into_response())
 }
 
+/// The queue
+///
+/// Pending builds in order, with their reason, who queued them and why each
+/// waits; and which running build holds which resource.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queue",
+    tag = "builds",
+    responses((status = 200, description = "The queue", body = Queue))
+)]
 pub async fn queue(
     state: AppState,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Queue>, ApiError> {
     let queued = state.blocking(|s| s.store.queued_builds()).await;
     let queued = queued.map_err(crate::megatron::Error::from)?;
     let waits: std::collections::HashMap<u64, String> = state
@@ -173,31 +240,47 @@ pub async fn queue(
         .into_iter()
         .map(|(build, wait)| (build, wait.describe()))
         .collect();
-    let pending: Vec<Value> = queued
+    let pending = queued
         .iter()
         .filter(|b| caller.may(Role::Viewer, &b.repo))
-        .map(|b| {
-            json!({
-                "build": b.id, "builder": b.builder, "number": b.number, "reason": b.reason,
-                "by": b.by, "created": b.created, "waiting": waits.get(&b.id),
-            })
+        .map(|b| Pending {
+            build: b.id,
+            builder: b.builder.clone(),
+            number: b.number,
+            reason: b.reason.clone(),
+            by: b.by.clone(),
+            created: b.created,
+            waiting: waits.get(&b.id).cloned(),
         })
         .collect();
-    let held: Vec<Value> = lock(&state.dispatcher)
+    let resources = lock(&state.dispatcher)
         .held_resources()
         .into_iter()
-        .map(|(resource, build)| json!({ "resource": resource, "build": build }))
+        .map(|(resource, build)| HeldResource { resource, build })
         .collect();
-    Ok(Json(json!({ "pending": pending, "resources": held })))
+    Ok(Json(Queue { pending, resources }))
 }
 
-/// `POST /api/v1/builds/{id}/rebuild`: the same revisions, pins and
-/// parameters, queued again by the caller.
+/// Queues a build again
+///
+/// With the same revision, the same commits of its deps and the same
+/// parameters; queued by the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/builds/{id}/rebuild",
+    tag = "builds",
+    params(("id" = u64, Path, description = "The build's id")),
+    responses(
+        (status = 201, description = "The new build is queued", body = Rebuilt),
+        (status = 404, description = "No such build", body = ErrorBody),
+        (status = 409, description = "It has not finished", body = ErrorBody),
+    )
+)]
 pub async fn rebuild(
     state: AppState,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Rebuilt>), ApiError> {
     let id = parse_id(&id)?;
     let by = caller.name().map(str::to_string);
     let build = state
@@ -207,17 +290,29 @@ pub async fn rebuild(
     state.announce();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "build": build.id, "number": build.number, "builder": build.builder })),
+        Json(Rebuilt {
+            build: build.id,
+            number: build.number,
+            builder: build.builder,
+        }),
     ))
 }
 
-/// `GET /api/v1/workers`: every declared worker, online or not, and what
-/// it runs; a user worker only to those who may see its repo.
-pub async fn workers(state: AppState, Extension(caller): Extension<Caller>) -> Json<Value> {
+/// The workers
+///
+/// Every declared worker, online or not, and what it runs; a user worker
+/// only to those who may see its repo.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workers",
+    tag = "workers",
+    responses((status = 200, description = "The workers, by name", body = WorkerList))
+)]
+pub async fn workers(state: AppState, Extension(caller): Extension<Caller>) -> Json<WorkerList> {
     let workers: Vec<_> = state
         .workers()
         .into_iter()
         .filter(|w| w.repo.as_ref().is_none_or(|r| caller.may(Role::Viewer, r)))
         .collect();
-    Json(json!({ "workers": workers }))
+    Json(WorkerList { workers })
 }

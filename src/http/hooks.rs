@@ -8,8 +8,10 @@
 //! queued by the time the forge sees its 202.
 
 use super::error::ApiError;
+use super::schema::{PushAnswer, PushIgnored, PushPing, PushPolled};
 use crate::forge::{self as hooks, Change, Event, HookError};
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use crate::sync::read;
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
@@ -17,7 +19,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt as _;
-use serde_json::json;
 use std::sync::Arc;
 
 type AppState = Extract<Arc<State>>;
@@ -58,12 +59,39 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 fn ignored(why: String) -> Response {
-    (StatusCode::OK, Json(json!({ "ignored": why, "repos": [] }))).into_response()
+    let answer = PushAnswer::Ignored(PushIgnored {
+        ignored: why,
+        repos: Vec::new(),
+    });
+    (StatusCode::OK, Json(answer)).into_response()
 }
 
 /// How long a push waits for its fetch before answering anyway.
 const HOOK_FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// A push from a forge
+///
+/// From GitHub, GitLab, Gitea or Forgejo (told by its `X-GitHub-Event`,
+/// `X-Gitlab-Event`, `X-Gitea-Event` or `X-Forgejo-Event` header), signed
+/// with the shared secret cybertron's `webhook_secret` names
+/// (`X-Hub-Signature-256`, `X-Gitea-Signature`, `X-Forgejo-Signature`, or
+/// GitLab's `X-Gitlab-Token`). The repos it names are fetched at once; a
+/// push of a branch queues the builds its commit schedulers start before
+/// the answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hooks/push",
+    tag = "hooks",
+    request_body(content = serde_json::Value, description = "The forge's push payload, as it sends it"),
+    responses(
+        (status = 202, description = "The named repos were polled", body = PushAnswer),
+        (status = 200, description = "Nothing to build: no repo matched, or not a push of a branch", body = PushAnswer),
+        (status = 400, description = "Not a forge's delivery, or a malformed payload", body = ErrorBody),
+        (status = 401, description = "A missing or wrong signature", body = ErrorBody),
+        (status = 403, description = "Push webhooks are off", body = ErrorBody),
+        (status = 413, description = "The payload is too large", body = ErrorBody),
+    )
+)]
 pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     // The source is looked up per request so a cybertron reload takes
     // effect at once; the secret itself is read below and dropped with
@@ -95,7 +123,10 @@ pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Res
 
     match event {
         Event::Push => {}
-        Event::Ping => return Ok((StatusCode::OK, Json(json!({ "ok": true }))).into_response()),
+        Event::Ping => {
+            let answer = PushAnswer::Ping(PushPing { ok: true });
+            return Ok((StatusCode::OK, Json(answer)).into_response());
+        }
         Event::Other(other) => {
             return Ok(ignored(format!(
                 "{} event {other:?} is not a push",
@@ -135,11 +166,13 @@ pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Res
     });
     let Ok(polled) = tokio::time::timeout(HOOK_FETCH_WAIT, polling).await else {
         tracing::warn!(forge = forge.name(), %branch, "push webhook: the fetch is slow; answering before it ends");
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "repos": [], "branch": branch, "commit": push.commit, "still_fetching": true })),
-        )
-            .into_response());
+        let answer = PushAnswer::Polled(PushPolled {
+            repos: Vec::new(),
+            branch,
+            commit: push.commit,
+            still_fetching: Some(true),
+        });
+        return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
     };
     let polled = polled?;
     tracing::info!(
@@ -154,9 +187,11 @@ pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Res
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((
-        status,
-        Json(json!({ "repos": polled, "branch": branch, "commit": push.commit })),
-    )
-        .into_response())
+    let answer = PushAnswer::Polled(PushPolled {
+        repos: polled,
+        branch,
+        commit: push.commit,
+        still_fetching: None,
+    });
+    Ok((status, Json(answer)).into_response())
 }

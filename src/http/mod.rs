@@ -15,9 +15,11 @@ mod error;
 mod extract;
 pub mod guard;
 mod hooks;
+pub mod openapi;
 mod people;
 mod repos;
 pub mod routes;
+mod schema;
 mod views;
 mod worker_api;
 
@@ -26,19 +28,21 @@ pub use error::ApiError;
 use crate::config::access::Role;
 use crate::megatron::state::State;
 use axum::extract::DefaultBodyLimit;
-use axum::Router;
+use axum::{Extension, Router};
 use guard::{Face, Need, RouteInfo};
 use routes::Routes;
 use std::sync::Arc;
 
-/// The API's router; see [`route_table`] for every route's rule.
+/// The API's router; see [`route_table`] for every route's rule. The
+/// OpenAPI document is made here, from the same table.
 pub fn router(state: Arc<State>) -> Router {
-    let (router, _) = routes(state.clone()).finish();
+    let (router, table) = routes(state.clone()).finish();
     router
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_declared_too_large))
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(Extension(openapi::Document::new(&table)))
         .with_state(state)
 }
 
@@ -57,6 +61,7 @@ fn routes(state: Arc<State>) -> Routes {
         R(Role::Admin),
     );
     Routes::new(state, Face::Api)
+        .at(M::GET, "/api/v1/openapi.json", Public, openapi::serve)
         .at(M::GET, "/api/v1/whoami", Public, people::whoami)
         .at(M::GET, "/api/v1/repos", view, repos::list_repos)
         .at(M::POST, "/api/v1/repos", maintain, repos::add_repo)

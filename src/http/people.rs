@@ -5,68 +5,116 @@
 
 use super::error::ApiError;
 use super::guard::{bearer, cookie};
+use super::schema::{
+    PersonTokenIssued, PersonTokens, PersonTokensRevoked, Whoami, WorkerTokenRevoked,
+};
 use crate::access::caller::{resolve, Refused, SESSION_COOKIE};
 use crate::access::people::{issue_person_token, revoke_person_tokens};
 use crate::config::access::Role;
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::IntoParams;
 
 type AppState = Extract<Arc<State>>;
 
+/// Issues a personal token
+///
+/// For a person of cybertron's `access.people`; only its hash is kept, so
+/// the answer is the one time it is shown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/people/{person}/tokens",
+    tag = "people",
+    operation_id = "issue_person_token",
+    params(("person" = String, Path, description = "A person of cybertron's `access.people`")),
+    responses(
+        (status = 201, description = "The token", body = PersonTokenIssued),
+        (status = 400, description = "Not a person of `access.people`", body = ErrorBody),
+    )
+)]
 pub async fn issue_token(
     state: AppState,
     Path(person): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PersonTokenIssued>), ApiError> {
     let who = person.clone();
     let issued = state.blocking(move |s| issue_person_token(s, &who)).await?;
     tracing::info!(person = %person, id = %issued.id, "personal token issued");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "person": person, "id": issued.id, "token": issued.token })),
+        Json(PersonTokenIssued {
+            person,
+            id: issued.id,
+            token: issued.token,
+        }),
     ))
 }
 
+/// A person's tokens, by id
+#[utoipa::path(
+    get,
+    path = "/api/v1/people/{person}/tokens",
+    tag = "people",
+    params(("person" = String, Path, description = "The person")),
+    responses((status = 200, description = "The tokens (never the secrets)", body = PersonTokens))
+)]
 pub async fn list_tokens(
     state: AppState,
     Path(person): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PersonTokens>, ApiError> {
     let who = person.clone();
     let tokens = state
         .blocking(move |s| s.store.person_tokens(&who))
         .await
         .map_err(crate::megatron::error::Error::from)?;
-    Ok(Json(json!({ "person": person, "tokens": tokens })))
+    Ok(Json(PersonTokens { person, tokens }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RevokeQuery {
     /// One token's id; without it every token of the person goes.
     id: Option<String>,
 }
 
+/// Revokes a person's tokens
+#[utoipa::path(
+    delete,
+    path = "/api/v1/people/{person}/tokens",
+    tag = "people",
+    params(("person" = String, Path, description = "The person"), RevokeQuery),
+    responses((status = 200, description = "How many were revoked", body = PersonTokensRevoked))
+)]
 pub async fn revoke_tokens(
     state: AppState,
     Path(person): Path<String>,
     Query(query): Query<RevokeQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PersonTokensRevoked>, ApiError> {
     let who = person.clone();
     let id = query.id.clone();
     let revoked = state
         .blocking(move |s| revoke_person_tokens(s, &who, id.as_deref()))
         .await?;
     tracing::info!(person = %person, revoked, "personal tokens revoked");
-    Ok(Json(json!({ "person": person, "revoked": revoked })))
+    Ok(Json(PersonTokensRevoked { person, revoked }))
 }
 
+/// Revokes a worker's token
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workers/{name}/token",
+    tag = "workers",
+    params(("name" = String, Path, description = "The worker's name")),
+    responses((status = 200, description = "Revoked", body = WorkerTokenRevoked))
+)]
 pub async fn revoke_worker_token(
     state: AppState,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkerTokenRevoked>, ApiError> {
     let worker = name.clone();
     let revoked = state
         .blocking(move |s| {
@@ -77,12 +125,26 @@ pub async fn revoke_worker_token(
         .await
         .map_err(crate::megatron::error::Error::from)?;
     tracing::info!(worker = %name, revoked, "worker token revoked");
-    Ok(Json(json!({ "worker": name, "revoked": revoked })))
+    Ok(Json(WorkerTokenRevoked {
+        worker: name,
+        revoked,
+    }))
 }
 
-/// Who the request's credentials name, and their roles: what `constructicon
-/// login` checks a token with.
-pub async fn whoami(state: AppState, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// Who the request's credentials name
+///
+/// The person, their role everywhere, and a session's CSRF token: what
+/// `constructicon login` checks a token with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    tag = "people",
+    responses(
+        (status = 200, description = "The caller", body = Whoami),
+        (status = 401, description = "The bearer token is unknown or was revoked", body = ErrorBody),
+    )
+)]
+pub async fn whoami(state: AppState, headers: HeaderMap) -> Result<Json<Whoami>, ApiError> {
     let token = bearer(&headers).map(str::to_string);
     let session = cookie(&headers, SESSION_COOKIE).map(str::to_string);
     let caller = state
@@ -93,12 +155,12 @@ pub async fn whoami(state: AppState, headers: HeaderMap) -> Result<Json<Value>, 
             Refused::Store(e) => crate::megatron::error::Error::from(e).into(),
         })?;
     let everywhere = caller.role_on(None).map(Role::as_str);
-    Ok(Json(json!({
-        "person": caller.name(),
-        "anonymous": caller.is_anonymous(),
-        "role": everywhere,
+    Ok(Json(Whoami {
+        person: caller.name().map(str::to_string),
+        anonymous: caller.is_anonymous(),
+        role: everywhere.map(str::to_string),
         // A browser script needs it to change anything; only a caller with
         // the cookie can read it (no other origin can read this answer).
-        "csrf": caller.csrf(),
-    })))
+        csrf: caller.csrf().map(str::to_string),
+    }))
 }

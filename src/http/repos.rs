@@ -3,10 +3,12 @@
 
 use super::error::ApiError;
 use super::extract::parse_json;
+use super::schema::{RepoList, RepoRemoved, RepoView};
 use super::views::repo_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
 use crate::megatron::state::State;
+use crate::protocol::ErrorBody;
 use crate::sync::read;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State as Extract};
@@ -14,18 +16,37 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 type AppState = Extract<Arc<State>>;
 
-#[derive(Deserialize)]
+/// A repo to take: its URL (or a local path) and the branch to follow.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddRepo {
+pub struct AddRepo {
     url: String,
+    /// The branch followed; the remote's default branch when absent.
     branch: Option<String>,
 }
 
+/// Takes a repo, or takes it again
+///
+/// Clones (or fetches) the repo and evaluates its config. The URL must be
+/// allowed by cybertron's `repos` list; the caller needs the maintainer
+/// role on the repo it names.
+#[utoipa::path(
+    post,
+    path = "/api/v1/repos",
+    tag = "repos",
+    request_body = AddRepo,
+    responses(
+        (status = 201, description = "The repo was taken", body = RepoView),
+        (status = 200, description = "It was taken before: fetched and reconfigured", body = RepoView),
+        (status = 400, description = "It cannot be cloned, the branch does not exist, or the URL is not allowed", body = ErrorBody),
+        (status = 409, description = "Another URL has the same repo name", body = ErrorBody),
+    )
+)]
 pub async fn add_repo(
     state: AppState,
     Extension(caller): Extension<Caller>,
@@ -59,18 +80,42 @@ pub async fn add_repo(
     Ok((status, Json(repo_view(&repo))).into_response())
 }
 
-pub async fn list_repos(state: AppState, Extension(caller): Extension<Caller>) -> Json<Value> {
+/// The repos the caller may see
+///
+/// Each with its commit, graph version and provenance, its builders, and
+/// its config error if the last evaluation failed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/repos",
+    tag = "repos",
+    responses((status = 200, description = "The repos, by name", body = RepoList))
+)]
+pub async fn list_repos(state: AppState, Extension(caller): Extension<Caller>) -> Json<RepoList> {
     let repos = read(&state.repos);
-    let mut views: Vec<Value> = repos
+    let mut views: Vec<RepoView> = repos
         .values()
         .filter(|r| caller.may(Role::Viewer, &r.record.name))
         .map(repo_view)
         .collect();
-    views.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Json(json!({ "repos": views }))
+    views.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+    Json(RepoList { repos: views })
 }
 
-pub async fn get_repo(state: AppState, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+/// A repo
+#[utoipa::path(
+    get,
+    path = "/api/v1/repos/{repo}",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    responses(
+        (status = 200, description = "The repo", body = RepoView),
+        (status = 404, description = "No such repo", body = ErrorBody),
+    )
+)]
+pub async fn get_repo(
+    state: AppState,
+    Path(name): Path<String>,
+) -> Result<Json<RepoView>, ApiError> {
     let repos = read(&state.repos);
     let repo = repos
         .get(&name)
@@ -78,21 +123,43 @@ pub async fn get_repo(state: AppState, Path(name): Path<String>) -> Result<Json<
     Ok(Json(repo_view(repo)))
 }
 
+/// Fetches a repo and evaluates its config again
+#[utoipa::path(
+    post,
+    path = "/api/v1/repos/{repo}/refresh",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    responses(
+        (status = 200, description = "The repo as it is now", body = RepoView),
+        (status = 404, description = "No such repo", body = ErrorBody),
+    )
+)]
 pub async fn refresh_repo(
     state: AppState,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RepoView>, ApiError> {
     let repo = state.blocking(move |s| s.refresh_repo(&name)).await?;
     Ok(Json(repo_view(&repo)))
 }
 
-/// `DELETE /api/v1/repos/{repo}`: the repo leaves; its queued builds are
-/// cancelled, builds under way finish.
+/// Removes a repo
+///
+/// Its queued builds are cancelled; builds under way finish.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/repos/{repo}",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    responses(
+        (status = 200, description = "The repo is gone", body = RepoRemoved),
+        (status = 404, description = "No such repo", body = ErrorBody),
+    )
+)]
 pub async fn remove_repo(
     state: AppState,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RepoRemoved>, ApiError> {
     let by = caller.name().map(str::to_string);
     let repo = name.clone();
     let cancelled = state
@@ -100,7 +167,9 @@ pub async fn remove_repo(
         .await?;
     state.queue_changed.notify_waiters();
     state.announce();
-    Ok(Json(
-        json!({ "repo": name, "removed": true, "cancelled": cancelled }),
-    ))
+    Ok(Json(RepoRemoved {
+        repo: name,
+        removed: true,
+        cancelled,
+    }))
 }

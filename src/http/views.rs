@@ -2,30 +2,31 @@
 //! only the megatron and the worker share (the lease), with any credentials
 //! in a URL masked.
 
+use super::schema::{GraphSummary, RepoView};
 use crate::config::access::redact_url;
 use crate::megatron::state::RepoState;
-use crate::store::BuildRecord;
+use crate::store::{BuildRecord, RepoRecord};
 use serde_json::{json, Value};
 
-pub fn repo_view(repo: &RepoState) -> Value {
-    let mut view = serde_json::to_value(&repo.record).unwrap_or(Value::Null);
-    let builders: Vec<&String> = repo
-        .graph
-        .as_ref()
-        .map(|g| g.graph.builders.keys().collect())
-        .unwrap_or_default();
-    view["builders"] = json!(builders);
-    view["url"] = json!(redact_url(&repo.record.url));
-    if let Some(graph) = &repo.graph {
-        view["graph"] = json!({
-            "version": graph.version,
-            "commit": graph.commit,
-            "config_hash": graph.config_hash,
-            "cybertron_hash": graph.cybertron_hash,
-            "created": graph.created,
-        });
+pub fn repo_view(repo: &RepoState) -> RepoView {
+    RepoView {
+        record: RepoRecord {
+            url: redact_url(&repo.record.url),
+            ..repo.record.clone()
+        },
+        builders: repo
+            .graph
+            .as_ref()
+            .map(|g| g.graph.builders.keys().cloned().collect())
+            .unwrap_or_default(),
+        graph: repo.graph.as_ref().map(|graph| GraphSummary {
+            version: graph.version,
+            commit: graph.commit.clone(),
+            config_hash: graph.config_hash.clone(),
+            cybertron_hash: graph.cybertron_hash.clone(),
+            created: graph.created,
+        }),
     }
-    view
 }
 
 /// A build as the API shows it: everything but the worker's lease.

@@ -7,10 +7,11 @@
 use super::auth::authenticate_worker;
 use super::error::ApiError;
 use super::extract::{parse_id, parse_json};
+use super::schema::{Finished, Taken};
 use crate::megatron::state::State;
 use crate::protocol::{
-    BuildFinish, ClaimRequest, HeartbeatRequest, HeartbeatResponse, RevisionsReport, StepFinish,
-    StepStart,
+    BuildFinish, ClaimRequest, ErrorBody, HeartbeatRequest, HeartbeatResponse, Job,
+    RevisionsReport, StepFinish, StepStart,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
@@ -24,8 +25,22 @@ use tokio::time::Instant;
 
 type AppState = Extract<Arc<State>>;
 
+/// Claims a job
+///
 /// Holds the request until a build this worker may run is queued, or the
 /// wait runs out (204).
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/claim",
+    tag = "worker protocol",
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "A job: the build is the worker's until its lease runs out", body = Job),
+        (status = 204, description = "Nothing to run within the wait"),
+        (status = 401, description = "A missing or wrong worker token", body = ErrorBody),
+        (status = 404, description = "No config declares a worker of this name", body = ErrorBody),
+    )
+)]
 pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let worker = authenticate_worker(&state, &headers).await?;
     let request: ClaimRequest = parse_json(&body)?;
@@ -69,8 +84,21 @@ fn going_away() -> ApiError {
     )
 }
 
-/// Extends the lease and holds the request until the build is cancelled or
-/// the heartbeat interval passes.
+/// Extends a job's lease
+///
+/// Holds the request until the build is cancelled or the heartbeat
+/// interval passes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/heartbeat",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "The lease is extended; `cancel` says whether to stop", body = HeartbeatResponse),
+        (status = 409, description = "The lease was taken away: stop, report nothing", body = ErrorBody),
+    )
+)]
 pub async fn heartbeat(
     state: AppState,
     Path(id): Path<String>,
@@ -115,7 +143,7 @@ async fn report<B, F>(
     id: &str,
     body: &[u8],
     change: F,
-) -> Result<Json<serde_json::Value>, ApiError>
+) -> Result<Json<Taken>, ApiError>
 where
     B: serde::de::DeserializeOwned + Send + 'static,
     F: FnOnce(&State, u64, String, B) -> crate::megatron::Result<()> + Send + 'static,
@@ -126,15 +154,31 @@ where
     state
         .blocking(move |s| change(s, id, worker, request))
         .await?;
-    Ok(Json(serde_json::json!({})))
+    Ok(Json(Taken {}))
 }
 
+/// Gives a job back unrun
+///
+/// A worker that shuts down before it runs its job gives it back: the
+/// build is queued again in its place, and this does not count as an
+/// attempt.
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/release",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "Released", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn release(
     state: AppState,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,
@@ -145,12 +189,27 @@ pub async fn release(
     .await
 }
 
+/// A step started
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/steps/{step}/start",
+    tag = "worker protocol",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's steps"),
+    ),
+    request_body = StepStart,
+    responses(
+        (status = 200, description = "Recorded", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn step_start(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,
@@ -161,18 +220,40 @@ pub async fn step_start(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LeaseQuery {
+    /// The job's lease.
     lease: String,
 }
 
+/// A chunk of a step's output
+///
+/// Appended to the step's log as is (at most 1 MiB a call).
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/steps/{step}/log",
+    tag = "worker protocol",
+    operation_id = "append_step_log",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's steps"),
+        LeaseQuery,
+    ),
+    request_body(description = "The output's next bytes", content(("application/octet-stream"))),
+    responses(
+        (status = 200, description = "Appended", body = Taken),
+        (status = 400, description = "More than 1 MiB", body = ErrorBody),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn step_log(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
     Query(query): Query<LeaseQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     let worker = authenticate_worker(&state, &headers).await?;
     let id = parse_id(&id)?;
     if body.len() > 1 << 20 {
@@ -181,15 +262,30 @@ pub async fn step_log(
     state
         .blocking(move |s| s.append_log(id, step, &worker, &query.lease, &body))
         .await?;
-    Ok(Json(serde_json::json!({})))
+    Ok(Json(Taken {}))
 }
 
+/// A step ended
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/steps/{step}/finish",
+    tag = "worker protocol",
+    params(
+        ("id" = u64, Path, description = "The build's id"),
+        ("step" = u32, Path, description = "The step's index in the build's steps"),
+    ),
+    request_body = StepFinish,
+    responses(
+        (status = 200, description = "Recorded", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn step_finish(
     state: AppState,
     Path((id, step)): Path<(String, u32)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,
@@ -200,6 +296,20 @@ pub async fn step_finish(
     .await
 }
 
+/// The build ended
+///
+/// Its result is recorded and its lease, worker and resources are freed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/finish",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = BuildFinish,
+    responses(
+        (status = 200, description = "Recorded", body = Finished),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn build_finish(
     state: AppState,
     Path(id): Path<String>,
@@ -221,15 +331,27 @@ pub async fn build_finish(
         result = %build.result.map_or("none", crate::protocol::BuildResult::as_str),
         "build finished"
     );
-    Ok(Json(serde_json::json!({ "build": build.id })).into_response())
+    Ok(Json(Finished { build: build.id }).into_response())
 }
 
+/// The commits the checkout resolved
+#[utoipa::path(
+    post,
+    path = "/api/v1/worker/builds/{id}/revisions",
+    tag = "worker protocol",
+    params(("id" = u64, Path, description = "The build's id")),
+    request_body = RevisionsReport,
+    responses(
+        (status = 200, description = "Recorded", body = Taken),
+        (status = 409, description = "The lease was taken away", body = ErrorBody),
+    )
+)]
 pub async fn revisions(
     state: AppState,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Taken>, ApiError> {
     report(
         &state,
         &headers,

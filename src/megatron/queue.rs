@@ -13,9 +13,10 @@ use crate::protocol::{step_layout, BuildResult, StepKind, CHECKOUT_STEP, GET_STE
 use crate::store::{now_ms, BuildRecord, BuildState, Provenance, StepRecord};
 use crate::sync::{lock, read};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// What a force asks for.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForceRequest {
     #[serde(default)]

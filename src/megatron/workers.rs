@@ -11,11 +11,14 @@ use crate::sync::{lock, read};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use utoipa::ToSchema;
 
 /// One worker, for the workers page and `GET /api/v1/workers`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct WorkerView {
     pub name: String,
+    /// Its features as cybertron (or its repo's config) declares them.
+    #[schema(value_type = Object)]
     pub features: Features,
     /// The repo a user worker serves; `None` for cybertron's workers.
     pub repo: Option<String>,

@@ -5,9 +5,10 @@ use crate::config::{Builder, Diagnostic, Graph};
 use crate::protocol::BuildResult;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// A registered repo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RepoRecord {
     pub name: String,
     pub url: String,
@@ -27,7 +28,8 @@ pub struct RepoRecord {
     pub updated: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Why a repo's last fetch or evaluation failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RepoError {
     /// The commit whose config failed; `None` when fetching failed.
     pub commit: Option<String>,
@@ -54,7 +56,8 @@ pub struct GraphRecord {
     pub created: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a build is: queued, running, finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildState {
     Queued,
@@ -63,7 +66,7 @@ pub enum BuildState {
 }
 
 /// What a build ran under, so it can be told later.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Provenance {
     /// The repo commit the config came from.
     pub config_commit: String,
@@ -74,17 +77,21 @@ pub struct Provenance {
     pub system_version: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A build: what was built and why, by whom, under which config, and how
+/// it went, step by step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BuildRecord {
     pub id: u64,
     /// Counts the builder's builds from 1.
     pub number: u64,
     pub builder: String,
     pub repo: String,
+    /// The repo's URL (credentials masked in answers).
     pub repo_url: String,
     /// The commit built.
     pub revision: String,
     pub branch: Option<String>,
+    /// The parameters it was started with, the scheduler's defaults filled in.
     pub parameters: BTreeMap<String, String>,
     /// Why it was started, e.g. "forced by ana".
     pub reason: String,
@@ -95,20 +102,30 @@ pub struct BuildRecord {
     #[serde(default)]
     pub cancelled_by: Option<String>,
     pub state: BuildState,
+    /// How it ended; `null` until it finished.
     pub result: Option<BuildResult>,
     /// Why it ended as it did, when not by its steps (exception, cancel).
     pub result_reason: Option<String>,
+    /// The worker that runs or ran it.
     pub worker: Option<String>,
     /// Claims so far; a build whose worker vanished is requeued once.
     pub attempts: u32,
+    /// The current claim's lease: between the megatron and the worker only,
+    /// never in the API's answers (`http::views` leaves it out).
+    #[schema(ignore)]
     pub lease: Option<String>,
+    /// A cancel was asked for; the worker stops within a second.
     pub cancel_requested: bool,
     /// Position in the queue while queued.
     pub queue_sequence: Option<u64>,
+    /// Unix milliseconds it was queued, started, finished.
     pub created: u64,
     pub started: Option<u64>,
     pub finished: Option<u64>,
+    /// In order: step 0 is the checkout, then `get` when the builder gets
+    /// results, the configured steps, and `upload` when it uploads.
     pub steps: Vec<StepRecord>,
+    /// The config and system the build ran under.
     pub provenance: Provenance,
     /// The builder as the graph had it when the build was created: a reconfig
     /// does not change a build under way.
@@ -125,13 +142,18 @@ pub struct BuildRecord {
     pub got: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One step of a build, with its timings and the size of its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepRecord {
     pub name: String,
     pub command: String,
+    /// How it ended; `null` while pending or running.
     pub result: Option<BuildResult>,
+    /// The exit status of its process, when it exited.
     pub exit_code: Option<i32>,
+    /// Why it ended other than by exiting (timeout, cancel, spawn error).
     pub reason: Option<String>,
+    /// Unix milliseconds.
     pub started: Option<u64>,
     pub finished: Option<u64>,
     /// Bytes of output so far.
@@ -162,7 +184,7 @@ impl StepRecord {
 }
 
 /// A person's API token, kept under the sha256 of the token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PersonToken {
     pub person: String,
     /// The first hex digits of the token's hash: names it in listings

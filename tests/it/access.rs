@@ -186,6 +186,7 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
     use constructicon::config::access::Role::*;
     use Need::*;
     let table: &[(&str, &str, Need)] = &[
+        ("GET", "/api/v1/openapi.json", Public),
         ("GET", "/api/v1/whoami", Public),
         ("GET", "/api/v1/repos", Role(Viewer)),
         ("POST", "/api/v1/repos", Role(Maintainer)),

@@ -16,6 +16,7 @@ mod hooks;
 mod hostile;
 mod layers;
 mod logs;
+mod openapi;
 mod polling;
 mod reload;
 mod resilience;
