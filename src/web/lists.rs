@@ -149,6 +149,8 @@ struct RepoPage {
     commit: Option<String>,
     graph: Option<GraphView>,
     error: Option<RepoError>,
+    /// What the config's evaluation warned of: `file:line:col: path: message`.
+    warnings: Vec<String>,
     builders: Vec<String>,
 }
 
@@ -178,6 +180,12 @@ pub async fn repo(
             branch: repo.record.branch.clone(),
             commit: repo.record.commit.clone(),
             error: repo.record.error.clone(),
+            warnings: repo
+                .record
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             builders: repo
                 .graph
                 .as_ref()

@@ -429,3 +429,44 @@ fn the_first_poll_after_registration_builds_a_new_commit() {
     );
     assert_eq!(build["revision"], head.as_str(), "{build}");
 }
+
+#[test]
+fn the_first_ctrl_c_of_force_wait_leaves_the_build_running() {
+    use std::io::{BufRead, BufReader};
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    let repo = GitRepo::new("app", REPO);
+    megatron.add_repo(&repo.url());
+    let _worker = Worker::start(&megatron, "w1");
+    let mut child = Command::new(BIN)
+        .args(["force", "app-slow", "--wait"])
+        .env("CONSTRUCTICON_MEGATRON", &megatron.url)
+        .env("CONSTRUCTICON_USER_TOKEN", megatron.admin_token())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("force --wait");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    // Its output streams: the step's first line comes while it runs.
+    let mut line = String::new();
+    while !line.contains("started") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).expect("read") > 0,
+            "the output ended"
+        );
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(
+        err.contains("the build goes on at") && err.contains("constructicon cancel 1"),
+        "{err}"
+    );
+    assert_eq!(megatron.build(1)["state"], "running");
+}
