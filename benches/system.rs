@@ -14,7 +14,6 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{agent, Killed, BIN};
@@ -44,33 +43,13 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn git_repo(dir: &Path) {
-    let mut options = git2::RepositoryInitOptions::new();
-    options.initial_head("main");
-    let repo = git2::Repository::init_opts(dir, &options).expect("init");
-    std::fs::write(
-        dir.join("constructicon.rhai"),
-        r#"constructicon = #{
+const CONFIG: &str = r#"constructicon = #{
     builders: #{
         trivial: #{ commands: ["true"], schedulers: ["force"] },
         big: #{ commands: ["head -c 200000000 /dev/zero > big.bin"], upload: #{ "big.bin": "big.bin" }, schedulers: ["force"] },
     },
     schedulers: #{ force: #{ type: "force" } },
-};"#,
-    )
-    .expect("write");
-    let mut index = repo.index().expect("index");
-    index
-        .add_path(Path::new("constructicon.rhai"))
-        .expect("add");
-    index.write().expect("index");
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let signature = git2::Signature::now("bench", "bench@example.invalid").expect("sig");
-    repo.commit(Some("HEAD"), &signature, &signature, "config", &tree, &[])
-        .expect("commit");
-}
+};"#;
 
 fn main() {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -81,7 +60,7 @@ fn main() {
     )
     .expect("cybertron");
     let repo = dir.join("bench");
-    git_repo(&repo);
+    support::git_repo(&repo, CONFIG);
 
     let (_megatron, url, megatron_pid) = support::start_megatron(dir, "warn");
     let agent = agent();

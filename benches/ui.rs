@@ -12,45 +12,26 @@
 //! Run with `cargo bench --bench ui` (or `scripts/bench`). It prints figures
 //! and asserts nothing about them.
 
+mod support;
+
 use constructicon::config::{evaluate_cybertron, Limits};
 use constructicon::megatron::{Options, State, Timing, DEFAULT_MAX_ARTIFACT_BYTES};
 use constructicon::protocol::BuildResult;
 use constructicon::store::{now_ms, BuildState};
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BUILDS: u64 = 100_000;
 
-fn git_repo(path: &Path) {
-    let mut options = git2::RepositoryInitOptions::new();
-    options.initial_head("main");
-    let repo = git2::Repository::init_opts(path, &options).expect("init");
-    std::fs::write(
-        path.join("constructicon.rhai"),
-        r#"constructicon = #{
+const CONFIG: &str = r#"constructicon = #{
     builders: #{
         a: #{ commands: ["true"], schedulers: ["force"] },
         b: #{ commands: ["true"], schedulers: ["force"] },
         c: #{ commands: ["echo big"], schedulers: ["force"] },
     },
     schedulers: #{ force: #{ type: "force", parameters: #{ x: "1" } } },
-};"#,
-    )
-    .expect("config");
-    let mut index = repo.index().expect("index");
-    index
-        .add_path(Path::new("constructicon.rhai"))
-        .expect("add");
-    index.write().expect("write");
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let signature = git2::Signature::now("bench", "bench@example.invalid").expect("sig");
-    repo.commit(Some("HEAD"), &signature, &signature, "config", &tree, &[])
-        .expect("commit");
-}
+};"#;
 
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct given.
@@ -71,7 +52,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn main() {
     let temp = tempfile::tempdir().expect("tempdir");
     let repo = temp.path().join("ui");
-    git_repo(&repo);
+    support::git_repo(&repo, CONFIG);
     let cybertron = evaluate_cybertron(
         "cybertron.rhai",
         br#"cybertron = #{ workers: #{ w1: #{} }, horizon: 1000000, repos: #{ allow: ["/*"] } };"#

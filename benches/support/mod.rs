@@ -1,6 +1,9 @@
 //! What the system benchmarks share: the release binary, processes killed on
 //! drop, an HTTP agent, and a megatron started on a free loopback port.
 
+// Each bench uses its own part of these helpers.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -49,4 +52,24 @@ pub fn start_megatron(dir: &Path, log_level: &str) -> (Killed, String, u32) {
     );
     let pid = megatron.id();
     (Killed(megatron), url, pid)
+}
+
+/// A git repo at `dir` on branch `main` with one commit holding `config` as
+/// its `constructicon.rhai`.
+pub fn git_repo(dir: &Path, config: &str) {
+    let mut options = git2::RepositoryInitOptions::new();
+    options.initial_head("main");
+    let repo = git2::Repository::init_opts(dir, &options).expect("init");
+    std::fs::write(dir.join("constructicon.rhai"), config).expect("write");
+    let mut index = repo.index().expect("index");
+    index
+        .add_path(Path::new("constructicon.rhai"))
+        .expect("add");
+    index.write().expect("index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
+    let signature = git2::Signature::now("bench", "bench@example.invalid").expect("sig");
+    repo.commit(Some("HEAD"), &signature, &signature, "config", &tree, &[])
+        .expect("commit");
 }
