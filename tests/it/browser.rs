@@ -283,6 +283,7 @@ fn a_person_forces_watches_cancels_and_rebuilds_in_the_browser() {
         })
         .await;
         assert!(body.contains("forced by olga"));
+        script(&client, "window.scrollTo(0, 0);").await;
         screenshot(&client, "build").await;
 
         // Rebuild the finished build.
