@@ -9,7 +9,8 @@ use super::read_checks::{check_declared_name, read_secret_source};
 use super::read_scheduler::read_schedulers;
 use super::reader::{child, index, Reader};
 use super::spec::{
-    ConstructiconSpec, CybertronSpec, Features, DEFAULT_HORIZON, DEFAULT_POLL_INTERVAL,
+    ConstructiconSpec, CybertronSpec, Features, DEFAULT_HORIZON, DEFAULT_MAX_LOG_MB,
+    DEFAULT_POLL_INTERVAL,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -58,6 +59,7 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         horizon: DEFAULT_HORIZON,
         time_zone: "UTC".into(),
         poll_interval: DEFAULT_POLL_INTERVAL,
+        max_log_mb: DEFAULT_MAX_LOG_MB,
         ..Default::default()
     };
     let keys = [
@@ -74,6 +76,7 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         "access",
         "repos",
         "public_url",
+        "max_log_mb",
     ];
     let Some(top) = reader.fields(value, "", &keys) else {
         return spec;
@@ -142,6 +145,11 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(repos) = top.get("repos") {
         spec.repos = read_repo_policy(reader, repos);
+    }
+    if let Some(cap) = top.get("max_log_mb") {
+        spec.max_log_mb = reader
+            .integer(cap, "max_log_mb", 1, 1 << 20)
+            .unwrap_or(DEFAULT_MAX_LOG_MB);
     }
     if let Some(url) = top.get("public_url") {
         if let Some(url) = reader.string(url, "public_url") {

@@ -57,10 +57,16 @@ pub struct CybertronSpec {
     /// The address people and forges reach the megatron at (links, login
     /// redirects, Secure cookies over https).
     pub public_url: Option<String>,
+    /// The most log one step keeps, in MiB; past it the log is cut with a
+    /// marker (the step runs on).
+    pub max_log_mb: u64,
 }
 
 /// How often repos are polled when cybertron does not say.
 pub const DEFAULT_POLL_INTERVAL: u64 = 60;
+
+/// A step's log cap when cybertron does not say, in MiB.
+pub const DEFAULT_MAX_LOG_MB: u64 = 256;
 
 /// The history kept per builder when cybertron does not say.
 pub const DEFAULT_HORIZON: u64 = 100;

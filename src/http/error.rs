@@ -37,6 +37,7 @@ impl From<Error> for ApiError {
             Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             Error::BadRequest(m) => ApiError::bad_request(m),
             Error::Conflict(m) | Error::LeaseLost(m) => ApiError::new(StatusCode::CONFLICT, m),
+            Error::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, m),
             Error::Store(crate::store::Error::NotFound(what)) => {
                 ApiError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
             }

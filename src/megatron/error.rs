@@ -15,6 +15,9 @@ pub enum Error {
     /// The worker's lease on the build is gone: it must stop.
     #[error("{0}")]
     LeaseLost(String),
+    /// More than a cap allows (a step's log past `max_log_mb`).
+    #[error("{0}")]
+    TooLarge(String),
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("{0}")]

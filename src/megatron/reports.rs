@@ -72,12 +72,34 @@ impl State {
         lease: &str,
         bytes: &[u8],
     ) -> Result<()> {
+        let cap = crate::sync::read(&self.cybertron).spec.max_log_mb << 20;
         self.update_running(id, worker, lease, |build| {
             let record = Self::step_of(build, step)?;
-            self.store.append_log(id, step, record.log_chunks, bytes)?;
+            if record.log_cut {
+                return Err(Error::TooLarge(format!(
+                    "the log of step {step} reached cybertron's max_log_mb ({} MiB): send no more of it",
+                    cap >> 20
+                )));
+            }
+            // A runaway step's log is cut at the cap, with a line that says
+            // so; the step itself runs on.
+            let room = cap.saturating_sub(record.log_bytes) as usize;
+            let mut kept = bytes.to_vec();
+            if kept.len() > room {
+                kept.truncate(room);
+                kept.extend_from_slice(
+                    format!(
+                        "\n[constructicon: the log was cut here, at {} MiB (cybertron's max_log_mb); the step ran on]\n",
+                        cap >> 20
+                    )
+                    .as_bytes(),
+                );
+                record.log_cut = true;
+            }
+            self.store.append_log(id, step, record.log_chunks, &kept)?;
             record.log_chunks += 1;
-            record.log_bytes += bytes.len() as u64;
-            record.log_lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            record.log_bytes += kept.len() as u64;
+            record.log_lines += kept.iter().filter(|b| **b == b'\n').count() as u64;
             Ok(())
         })?;
         // Acknowledged means durable: the chunk and the counter that keys

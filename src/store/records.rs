@@ -164,6 +164,9 @@ pub struct StepRecord {
     /// reading what comes before it.
     #[serde(default)]
     pub log_lines: u64,
+    /// The log reached cybertron's `max_log_mb` and the rest was not kept.
+    #[serde(default)]
+    pub log_cut: bool,
 }
 
 impl StepRecord {
@@ -179,6 +182,7 @@ impl StepRecord {
             log_bytes: 0,
             log_chunks: 0,
             log_lines: 0,
+            log_cut: false,
         }
     }
 }

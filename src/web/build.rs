@@ -43,6 +43,8 @@ pub struct StepView {
     pub reason: Option<String>,
     pub open: bool,
     pub skipped: bool,
+    /// The log reached cybertron's cap and the rest was not kept.
+    pub cut: bool,
     pub size: String,
     pub lines: Vec<Line>,
 }
@@ -145,6 +147,7 @@ fn build_page(
                 reason: step.reason.clone(),
                 open: failed || Some(index) == last_started,
                 skipped: lines.skipped_bytes > 0,
+                cut: step.log_cut,
                 size: size(step.log_bytes),
                 lines: lines.lines,
             }

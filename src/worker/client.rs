@@ -301,6 +301,9 @@ struct LogQueue {
     closed: bool,
     /// The sender thread ended: nothing more will be sent.
     sender_gone: bool,
+    /// The megatron keeps no more of this log (its cap): output is read
+    /// and let go, so the step runs on at full speed.
+    capped: bool,
 }
 
 impl LogStream {
@@ -339,6 +342,9 @@ impl LogStream {
         }
         let (lock, ready) = &*self.shared;
         let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.capped {
+            return;
+        }
         queue.pending.push_back(bytes.to_vec());
         queue.pending_bytes += bytes.len();
         queue.oldest.get_or_insert_with(Instant::now);
@@ -428,6 +434,20 @@ fn send_loop(
         };
         match client.call(path, &Body::Bytes(&batch), Duration::ZERO, give_up) {
             Ok(_) => {}
+            Err(CallError::Rejected {
+                status: 413,
+                message,
+            }) => {
+                // The log reached its cap: nothing more of it is kept, so
+                // nothing more is sent.
+                tracing::info!("{message}");
+                let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+                queue.capped = true;
+                queue.pending.clear();
+                queue.pending_bytes = 0;
+                queue.oldest = None;
+                room.notify_all();
+            }
             Err(CallError::Rejected { status, message }) => {
                 // The megatron refuses this piece (too large, unknown step):
                 // the rest of the step still matters more than this piece.

@@ -46,3 +46,32 @@ fn a_step_printing_a_hundred_megabytes_stores_every_byte() {
     assert_eq!(expected, 14_000_001, "lines stored: {}", expected - 1);
     assert_eq!(build["steps"][1]["log_bytes"], log.len());
 }
+
+#[test]
+fn a_runaway_log_is_cut_at_the_cap_with_a_marker_and_the_step_runs_on() {
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} }, max_log_mb: 1 };"#);
+    let repo = GitRepo::new(
+        "loud",
+        r#"constructicon = #{
+    builders: #{ loud: #{ commands: ["seq 1 600000; echo still running > after.txt", "cat after.txt"], schedulers: ["force"] } },
+    schedulers: #{ force: #{ type: "force" } },
+};"#,
+    );
+    megatron.add_repo(&repo.url());
+    let _worker = Worker::start(&megatron, "w1");
+    let id = megatron.force("loud-loud", serde_json::json!({}));
+    let build = megatron.wait_finished(id, Duration::from_secs(60));
+    assert_eq!(build["result"], "success", "{build}");
+    assert_eq!(build["steps"][1]["log_cut"], true, "{build}");
+    let log = megatron.log(id, 1);
+    assert!(
+        log.ends_with("\n[constructicon: the log was cut here, at 1 MiB (cybertron's max_log_mb); the step ran on]\n"),
+        "{}",
+        &log[log.len().saturating_sub(200)..]
+    );
+    let kept = log.len() - log.lines().last().map_or(0, |l| l.len() + 2);
+    assert_eq!(kept, 1 << 20, "exactly the cap is kept before the marker");
+    // The step ran to its end: the next step sees what it wrote last.
+    assert_eq!(megatron.log(id, 2), "still running\n");
+    assert_eq!(build["steps"][2]["log_cut"], false);
+}
