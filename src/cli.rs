@@ -127,6 +127,9 @@ pub struct TimingArgs {
     /// How often leases are checked.
     #[arg(long, value_name = "MS", default_value_t = 1_000, hide = true)]
     pub lease_check_ms: u64,
+    /// How often aged builds are looked for.
+    #[arg(long, value_name = "MS", default_value_t = 600_000, hide = true)]
+    pub retention_check_ms: u64,
     /// Poll repos this often instead of cybertron's `poll_interval`.
     #[arg(long, value_name = "MS", hide = true)]
     pub poll_ms: Option<u64>,

@@ -73,6 +73,7 @@ pub async fn serve_state_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let leases = tokio::spawn(lease_loop(state.clone()));
+    let retention = tokio::spawn(crate::megatron::horizon::retention_loop(state.clone()));
     let timed = tokio::spawn(crate::triggers::time::time_loop(state.clone()));
     let hangups = tokio::spawn(reload_on_sighup(state.clone()));
     let polls = tokio::spawn(crate::triggers::poll::poll_loop(state.clone()));
@@ -85,6 +86,7 @@ pub async fn serve_state_with(
     };
     let result = serve_http(listener, app(state.clone()), &limits, shutdown).await;
     leases.abort();
+    retention.abort();
     polls.abort();
     timed.abort();
     hangups.abort();

@@ -23,6 +23,7 @@ impl From<&TimingArgs> for Timing {
             heartbeat: Duration::from_millis(args.heartbeat_ms),
             lease: Duration::from_millis(args.lease_ms),
             lease_check: Duration::from_millis(args.lease_check_ms),
+            retention_check: Duration::from_millis(args.retention_check_ms),
         }
     }
 }

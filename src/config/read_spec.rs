@@ -106,9 +106,30 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         spec.resources = resources;
     }
     if let Some(horizon) = top.get("horizon") {
-        spec.horizon = reader
-            .integer(horizon, "horizon", 1, 1_000_000)
-            .unwrap_or(DEFAULT_HORIZON);
+        // A number of builds, or #{ builds, days, keep_last_success }.
+        if horizon.is_object() {
+            if let Some(fields) =
+                reader.fields(horizon, "horizon", &["builds", "days", "keep_last_success"])
+            {
+                if let Some(builds) = fields.get("builds") {
+                    spec.horizon = reader
+                        .integer(builds, "horizon.builds", 1, 1_000_000)
+                        .unwrap_or(DEFAULT_HORIZON);
+                }
+                if let Some(days) = fields.get("days") {
+                    spec.horizon_days = reader.integer(days, "horizon.days", 1, 100_000);
+                }
+                if let Some(keep) = fields.get("keep_last_success") {
+                    spec.keep_last_success = reader
+                        .bool(keep, "horizon.keep_last_success")
+                        .unwrap_or(false);
+                }
+            }
+        } else {
+            spec.horizon = reader
+                .integer(horizon, "horizon", 1, 1_000_000)
+                .unwrap_or(DEFAULT_HORIZON);
+        }
     }
     if let Some(listen) = top.get("listen") {
         if let Some(listen) = reader.string(listen, "listen") {

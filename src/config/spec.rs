@@ -42,6 +42,10 @@ pub struct CybertronSpec {
     pub schedulers: BTreeMap<String, SchedulerSpec>,
     pub resources: Vec<String>,
     pub horizon: u64,
+    /// Builds that finished more than this many days ago go, however few.
+    pub horizon_days: Option<u64>,
+    /// A builder's newest passing build is kept, however old.
+    pub keep_last_success: bool,
     pub listen: Option<String>,
     pub hostname: Option<String>,
     /// The zone time schedulers count in: "UTC" or an offset like "+02:00".

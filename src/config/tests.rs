@@ -238,3 +238,27 @@ fn the_config_hash_follows_the_text() {
     assert_eq!(hash(&a), hash(&b));
     assert_ne!(hash(&a), hash(&c));
 }
+
+#[test]
+fn the_horizon_is_a_count_or_a_policy() {
+    let counted = cybertron("cybertron = #{ workers: #{ w: #{} }, horizon: 5 };");
+    assert_eq!(
+        (
+            counted.spec.horizon,
+            counted.spec.horizon_days,
+            counted.spec.keep_last_success
+        ),
+        (5, None, false)
+    );
+    let policy = cybertron(
+        "cybertron = #{ workers: #{ w: #{} }, horizon: #{ builds: 50, days: 30, keep_last_success: true } };",
+    );
+    assert_eq!(
+        (
+            policy.spec.horizon,
+            policy.spec.horizon_days,
+            policy.spec.keep_last_success
+        ),
+        (50, Some(30), true)
+    );
+}

@@ -32,6 +32,8 @@ pub struct Timing {
     pub lease: Duration,
     /// How often leases are checked, and time schedulers too.
     pub lease_check: Duration,
+    /// How often aged builds are looked for (cybertron's `horizon.days`).
+    pub retention_check: Duration,
 }
 
 impl Default for Timing {
@@ -41,6 +43,7 @@ impl Default for Timing {
             heartbeat: Duration::from_secs(5),
             lease: Duration::from_secs(30),
             lease_check: Duration::from_secs(1),
+            retention_check: Duration::from_secs(600),
         }
     }
 }

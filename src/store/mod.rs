@@ -73,6 +73,18 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T>
     })
 }
 
+/// How much of a builder's history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The newest builds kept whatever their age.
+    pub builds: usize,
+    /// Builds that finished before this (ms since the epoch) go, even among
+    /// the newest.
+    pub finished_before: Option<u64>,
+    /// The newest build that passed stays, however old.
+    pub keep_last_success: bool,
+}
+
 /// The `meta` key of the last build id given.
 const BUILD_ID: &[u8] = b"build-id";
 
@@ -363,35 +375,64 @@ impl Store {
     /// Deletes a builder's finished builds beyond the newest `keep`, with their
     /// logs; returns the ids removed.
     pub fn apply_horizon(&self, builder: &str, keep: usize) -> Result<Vec<u64>> {
+        self.apply_retention(
+            builder,
+            Retention {
+                builds: keep,
+                finished_before: None,
+                keep_last_success: false,
+            },
+        )
+    }
+
+    /// Deletes a builder's finished builds that `retention` lets go, with
+    /// their logs; returns the ids removed.
+    pub fn apply_retention(&self, builder: &str, retention: Retention) -> Result<Vec<u64>> {
         let mut prefix = builder.as_bytes().to_vec();
         prefix.push(0);
-        let mut removed = Vec::new();
         let entries: Vec<(sled::IVec, sled::IVec)> = self
             .history
             .scan_prefix(&prefix)
             .collect::<std::result::Result<_, _>>()?;
-        if entries.len() <= keep {
-            return Ok(removed);
-        }
-        for (key, id) in &entries[..entries.len() - keep] {
-            let id = be_u64(id);
-            let build = match self.build(id) {
-                Ok(build) => build,
+        let mut builds = Vec::with_capacity(entries.len());
+        for (key, id) in &entries {
+            match self.build(be_u64(id)) {
+                Ok(build) => builds.push((key.clone(), build)),
                 Err(Error::NotFound(_)) => {
                     self.history.remove(key)?;
-                    continue;
                 }
                 Err(e) => return Err(e),
-            };
-            if build.state != BuildState::Finished {
+            }
+        }
+        let last_success = retention
+            .keep_last_success
+            .then(|| {
+                builds
+                    .iter()
+                    .rev()
+                    .find(|(_, b)| b.result.is_some_and(crate::protocol::BuildResult::passed))
+                    .map(|(_, b)| b.id)
+            })
+            .flatten();
+        let count = builds.len();
+        let mut removed = Vec::new();
+        for (i, (key, build)) in builds.iter().enumerate() {
+            let beyond = i + retention.builds < count;
+            let aged = retention
+                .finished_before
+                .is_some_and(|cut| build.finished.is_some_and(|f| f < cut));
+            if !(beyond || aged)
+                || build.state != BuildState::Finished
+                || Some(build.id) == last_success
+            {
                 continue;
             }
             self.history.remove(key)?;
-            self.builds.remove(id.to_be_bytes())?;
-            for log in self.logs.scan_prefix(id.to_be_bytes()).keys() {
+            self.builds.remove(build.id.to_be_bytes())?;
+            for log in self.logs.scan_prefix(build.id.to_be_bytes()).keys() {
                 self.logs.remove(log?)?;
             }
-            removed.push(id);
+            removed.push(build.id);
         }
         Ok(removed)
     }

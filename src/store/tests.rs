@@ -213,3 +213,58 @@ fn repos_and_graph_versions() {
     );
     assert_eq!(store.repo("nope").expect("repo"), None);
 }
+
+#[test]
+fn retention_by_age_keeps_the_newest_and_the_last_success() {
+    use crate::protocol::BuildResult;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let day = 86_400_000;
+    // Five builds finished 10, 9, 8, 2 and 1 days ago; only the oldest passed.
+    let mut ids = Vec::new();
+    for (age, result) in [
+        (10, BuildResult::Success),
+        (9, BuildResult::Failure),
+        (8, BuildResult::Failure),
+        (2, BuildResult::Failure),
+        (1, BuildResult::Failure),
+    ] {
+        let mut build = store.create_build(queued("r-a")).expect("build");
+        build.state = BuildState::Finished;
+        build.result = Some(result);
+        build.finished = Some(100 * day - age * day);
+        store.put_build(&build).expect("finish");
+        ids.push(build.id);
+    }
+    let removed = store
+        .apply_retention(
+            "r-a",
+            Retention {
+                builds: 100,
+                finished_before: Some(100 * day - 7 * day),
+                keep_last_success: true,
+            },
+        )
+        .expect("retention");
+    // Older than a week goes, but the last success stays.
+    assert_eq!(removed, [ids[1], ids[2]]);
+    let left: Vec<u64> = store
+        .builder_builds("r-a", 10)
+        .expect("history")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(left, [ids[4], ids[3], ids[0]]);
+    // Without keep_last_success it goes too.
+    let removed = store
+        .apply_retention(
+            "r-a",
+            Retention {
+                builds: 100,
+                finished_before: Some(100 * day - 7 * day),
+                keep_last_success: false,
+            },
+        )
+        .expect("retention");
+    assert_eq!(removed, [ids[0]]);
+}
