@@ -48,6 +48,8 @@ pub enum Command {
     Queue(ListArgs),
     /// The workers: online or when last seen, and what each runs.
     Workers(ListArgs),
+    /// Disk used per repo and builder: builds kept, their logs and artifacts.
+    Usage(ListArgs),
     /// Issue (or revoke) a worker's or a person's token (needs the
     /// megatron's admin token).
     Token(TokenArgs),

@@ -407,3 +407,34 @@ pub fn repos(args: ListArgs) -> anyhow::Result<ExitCode> {
     table(&["REPO", "URL", "COMMIT", "BUILDERS", "CONFIG"], &rows);
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn usage(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.address.megatron);
+    let answer = Client::ok(client.get("/api/v1/usage")?, "reading disk usage")?;
+    if args.json {
+        return Ok(print_json(&answer));
+    }
+    let bytes = |v: &serde_json::Value| size(v.as_u64().unwrap_or(0));
+    let mut rows = Vec::new();
+    for repo in answer["repos"].as_array().into_iter().flatten() {
+        let name = repo["repo"].as_str().unwrap_or("?");
+        for b in repo["builders"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                name.to_string(),
+                b["builder"].as_str().unwrap_or("?").to_string(),
+                b["builds"].as_u64().unwrap_or(0).to_string(),
+                bytes(&b["log_bytes"]),
+                bytes(&b["artifact_bytes"]),
+            ]);
+        }
+    }
+    rows.push(vec![
+        "total".into(),
+        String::new(),
+        String::new(),
+        bytes(&answer["log_bytes"]),
+        bytes(&answer["artifact_bytes"]),
+    ]);
+    table(&["REPO", "BUILDER", "BUILDS", "LOGS", "ARTIFACTS"], &rows);
+    Ok(ExitCode::SUCCESS)
+}

@@ -31,6 +31,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rebuild(args) => inspect::rebuild(args),
         Command::Queue(args) => inspect::queue(args),
         Command::Workers(args) => inspect::workers(args),
+        Command::Usage(args) => inspect::usage(args),
         Command::Token(args) => token::run(args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),

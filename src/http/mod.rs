@@ -20,6 +20,7 @@ mod people;
 mod repos;
 pub mod routes;
 mod schema;
+mod usage;
 mod views;
 mod worker_api;
 
@@ -142,6 +143,7 @@ fn routes(state: Arc<State>) -> Routes {
         )
         .at(M::GET, "/api/v1/queue", view, builds::queue)
         .at(M::GET, "/api/v1/workers", view, builds::workers)
+        .at(M::GET, "/api/v1/usage", view, usage::usage)
         .at(M::GET, "/badge/{builder}", view, badge::badge)
         .at(M::POST, "/api/v1/hooks/push", Webhook, hooks::push)
         .at(M::POST, "/api/v1/admin/reload", admin, admin::reload)

@@ -307,3 +307,12 @@ pub struct Taken {}
 pub struct Finished {
     pub build: u64,
 }
+
+/// `GET /api/v1/usage`: disk used by each repo the caller may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    pub repos: Vec<crate::megatron::usage::RepoUsage>,
+    /// The sums over those repos.
+    pub log_bytes: u64,
+    pub artifact_bytes: u64,
+}

@@ -14,6 +14,7 @@
 //! - [`horizon`]: history kept per builder.
 //! - [`artifacts`]: uploads, archives and reads of build results.
 //! - [`workers`]: the workers as people see them; why pending builds wait.
+//! - [`usage`]: disk used per repo and builder.
 
 pub mod artifacts;
 pub mod claim;
@@ -25,6 +26,7 @@ pub mod queue;
 pub mod reports;
 pub mod repos;
 pub mod state;
+pub mod usage;
 pub mod workers;
 
 pub use error::{Error, Result};

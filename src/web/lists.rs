@@ -2,7 +2,7 @@
 //! (online or when last seen, what each runs), and a repo (where it comes
 //! from, its graph's provenance, its config error as `eval` prints it).
 
-use super::format::{absolute, ago, iso};
+use super::format::{absolute, ago, iso, size};
 use super::page::{not_found, render, Nav};
 use crate::access::caller::Caller;
 use crate::config::access::{redact_url, Role};
@@ -151,7 +151,18 @@ struct RepoPage {
     error: Option<RepoError>,
     /// What the config's evaluation warned of: `file:line:col: path: message`.
     warnings: Vec<String>,
-    builders: Vec<String>,
+    builders: Vec<BuilderUse>,
+    /// The repo's sums: logs and artifacts kept.
+    logs: String,
+    artifacts: String,
+}
+
+/// A builder on its repo's page, with the disk its history takes.
+pub struct BuilderUse {
+    pub name: String,
+    pub builds: u64,
+    pub logs: String,
+    pub artifacts: String,
 }
 
 pub async fn repo(
@@ -162,6 +173,13 @@ pub async fn repo(
     let Some(repo) = read(&state.repos).get(&name).cloned() else {
         return not_found(&caller, &format!("There is no repo {name}."));
     };
+    let wanted = name.clone();
+    let usage = state
+        .blocking(move |s| s.usage(|r| r == wanted))
+        .await
+        .unwrap_or_default()
+        .pop()
+        .unwrap_or_default();
     let now = now_ms();
     let graph = repo.graph.as_ref().map(|g| GraphView {
         version: g.version,
@@ -186,11 +204,18 @@ pub async fn repo(
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            builders: repo
-                .graph
-                .as_ref()
-                .map(|g| g.graph.builders.keys().cloned().collect())
-                .unwrap_or_default(),
+            builders: usage
+                .builders
+                .iter()
+                .map(|b| BuilderUse {
+                    name: b.builder.clone(),
+                    builds: b.builds,
+                    logs: size(b.log_bytes),
+                    artifacts: size(b.artifact_bytes),
+                })
+                .collect(),
+            logs: size(usage.log_bytes),
+            artifacts: size(usage.artifact_bytes),
             graph,
             name,
         },

@@ -211,6 +211,7 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
         ("POST", "/api/v1/builds/{id}/rebuild", Role(Operator)),
         ("GET", "/api/v1/queue", Role(Viewer)),
         ("GET", "/api/v1/workers", Role(Viewer)),
+        ("GET", "/api/v1/usage", Role(Viewer)),
         ("GET", "/badge/{builder}", Role(Viewer)),
         ("POST", "/api/v1/hooks/push", Webhook),
         ("POST", "/api/v1/admin/reload", Role(Admin)),

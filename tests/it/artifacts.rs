@@ -414,6 +414,27 @@ fn the_horizon_removes_a_builds_artifacts() {
     second.put_ok("report.txt", "file", b"second");
     second.finish();
     assert!(!dir.exists(), "the first build's artifacts are gone");
+    // Usage counts what is kept: one build, its six bytes.
+    let (status, usage) = megatron.get("/api/v1/usage");
+    assert_eq!(status, 200, "{usage}");
+    let arts = usage["repos"]
+        .as_array()
+        .and_then(|repos| repos.iter().find(|r| r["repo"] == "arts"))
+        .unwrap_or_else(|| panic!("no arts in {usage}"));
+    assert_eq!(arts["builds"], 1, "{usage}");
+    assert_eq!(arts["artifact_bytes"], 6, "{usage}");
+    assert_eq!(arts["builders"][0]["builder"], "arts-a", "{usage}");
+    assert_eq!(arts["builders"][0]["artifact_bytes"], 6, "{usage}");
+    assert_eq!(usage["artifact_bytes"], 6, "{usage}");
+    // The repo's page shows the same, per builder.
+    let page = megatron.get_text("/repos/arts");
+    assert!(page.contains("builds kept"), "{page}");
+    assert!(
+        page.contains(
+            r#"<td class="num">1</td><td class="num">0 bytes</td><td class="num">6 bytes</td>"#
+        ),
+        "{page}"
+    );
     assert_eq!(
         megatron
             .get(&format!(

@@ -160,6 +160,21 @@ fn every_command_answers_people_and_scripts() {
     megatron.wait_finished(4, Duration::from_secs(20));
     assert_eq!(cli.ok(&["queue"]), "nothing waits\n");
 
+    // Disk used: the builds kept and their logs, per builder.
+    let usage = cli.json(&["usage"]);
+    let ok = usage["repos"][0]["builders"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["builder"] == "app-ok"))
+        .unwrap_or_else(|| panic!("no app-ok in {usage}"));
+    assert!(ok["builds"].as_u64() >= Some(1), "{usage}");
+    assert!(ok["log_bytes"].as_u64() > Some(0), "{usage}");
+    assert_eq!(usage["log_bytes"], usage["repos"][0]["log_bytes"]);
+    let out = cli.ok(&["usage"]);
+    assert!(
+        out.starts_with("REPO") && out.contains("app-ok") && out.contains("total"),
+        "{out}"
+    );
+
     // Repos: listed, and removed.
     let out = cli.ok(&["repo", "list"]);
     assert!(out.contains("app") && out.contains("ok"), "{out}");
