@@ -225,11 +225,17 @@ pub async fn step_start(
 pub struct LeaseQuery {
     /// The job's lease.
     lease: String,
+    /// Where this chunk starts in the step's output, in bytes, as the
+    /// worker counts them: a chunk sent again after an answer was lost is
+    /// known by it and not stored twice.
+    offset: Option<u64>,
 }
 
 /// A chunk of a step's output
 ///
-/// Appended to the step's log as is (at most 1 MiB a call).
+/// Appended to the step's log as is (at most 1 MiB a call). With `offset`,
+/// the bytes the megatron already has (a chunk sent again because its
+/// answer was lost) are acknowledged and not stored again.
 #[utoipa::path(
     post,
     path = "/api/v1/worker/builds/{id}/steps/{step}/log",
@@ -260,7 +266,7 @@ pub async fn step_log(
         return Err(ApiError::bad_request("a log chunk may hold at most 1 MiB"));
     }
     state
-        .blocking(move |s| s.append_log(id, step, &worker, &query.lease, &body))
+        .blocking(move |s| s.append_log(id, step, &worker, &query.lease, query.offset, &body))
         .await?;
     Ok(Json(Taken {}))
 }

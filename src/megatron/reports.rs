@@ -70,11 +70,31 @@ impl State {
         step: u32,
         worker: &str,
         lease: &str,
+        offset: Option<u64>,
         bytes: &[u8],
     ) -> Result<()> {
         let cap = crate::sync::read(&self.cybertron).spec.max_log_mb << 20;
+        let mut fresh = true;
         self.update_running(id, worker, lease, |build| {
             let record = Self::step_of(build, step)?;
+            // A chunk sent again (the megatron stored it, but its answer
+            // was lost to a crash or a cut connection) is acknowledged
+            // without storing its bytes twice.
+            let bytes = match offset {
+                Some(offset) => {
+                    let known = record.log_received.saturating_sub(offset);
+                    record.log_received = record.log_received.max(offset + bytes.len() as u64);
+                    &bytes[(known.min(bytes.len() as u64)) as usize..]
+                }
+                None => {
+                    record.log_received += bytes.len() as u64;
+                    bytes
+                }
+            };
+            if bytes.is_empty() {
+                fresh = false;
+                return Ok(());
+            }
             if record.log_cut {
                 return Err(Error::TooLarge(format!(
                     "the log of step {step} reached cybertron's max_log_mb ({} MiB): send no more of it",
@@ -102,6 +122,9 @@ impl State {
             record.log_lines += kept.iter().filter(|b| **b == b'\n').count() as u64;
             Ok(())
         })?;
+        if !fresh {
+            return Ok(());
+        }
         // Acknowledged means durable: the chunk and the counter that keys
         // the next one survive a crash together.
         self.store.flush()?;

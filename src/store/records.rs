@@ -167,6 +167,10 @@ pub struct StepRecord {
     /// The log reached cybertron's `max_log_mb` and the rest was not kept.
     #[serde(default)]
     pub log_cut: bool,
+    /// Bytes of output the worker sent, as it counts them (before any
+    /// cut): a chunk sent again is known by its offset below this.
+    #[serde(default)]
+    pub log_received: u64,
 }
 
 impl StepRecord {
@@ -183,6 +187,7 @@ impl StepRecord {
             log_chunks: 0,
             log_lines: 0,
             log_cut: false,
+            log_received: 0,
         }
     }
 }

@@ -405,6 +405,9 @@ fn send_loop(
     give_up: &dyn Fn() -> bool,
 ) -> Result<(), CallError> {
     let (lock, ready) = shared;
+    // Where the next batch starts in the step's output: the megatron knows
+    // a batch sent again by it and stores it once.
+    let mut offset: u64 = 0;
     loop {
         let batch = {
             let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -432,7 +435,9 @@ fn send_loop(
             room.notify_all();
             batch
         };
-        match client.call(path, &Body::Bytes(&batch), Duration::ZERO, give_up) {
+        let at = format!("{path}&offset={offset}");
+        offset += batch.len() as u64;
+        match client.call(&at, &Body::Bytes(&batch), Duration::ZERO, give_up) {
             Ok(_) => {}
             Err(CallError::Rejected {
                 status: 413,

@@ -183,7 +183,8 @@ fn a_build_is_checked_out_run_and_reported_in_order() {
             }
         }
     }
-    // Every log call carries the lease, encoded, and raw bytes.
+    // Every log call carries the lease, encoded, where its bytes start in
+    // the step's output, and raw bytes.
     let logs: Vec<Recorded> = megatron
         .state()
         .requests
@@ -192,8 +193,17 @@ fn a_build_is_checked_out_run_and_reported_in_order() {
         .cloned()
         .collect();
     assert!(!logs.is_empty());
+    let mut sent: std::collections::HashMap<String, usize> = Default::default();
     for log in logs {
-        assert!(log.path.ends_with("?lease=lease%2F1%20x"), "{}", log.path);
+        let (step, query) = log.path.split_once('?').unwrap();
+        let offset = sent.entry(step.to_string()).or_default();
+        assert_eq!(
+            query,
+            format!("lease=lease%2F1%20x&offset={offset}"),
+            "{}",
+            log.path
+        );
+        *offset += log.body.len();
         assert!(log
             .headers
             .contains(&("content-type".into(), "application/octet-stream".into())));

@@ -1,7 +1,9 @@
 //! Complete logs: a step that writes far faster than its output can be
-//! sent loses nothing; the worker makes it wait instead.
+//! sent loses nothing; the worker makes it wait instead. A megatron killed
+//! while a log streams keeps every line it acknowledged, and a chunk sent
+//! again is stored once.
 
-use crate::common::system::{GitRepo, Megatron, Worker};
+use crate::common::system::{reply, GitRepo, Megatron, Worker};
 use std::io::Read;
 use std::time::Duration;
 
@@ -74,4 +76,107 @@ fn a_runaway_log_is_cut_at_the_cap_with_a_marker_and_the_step_runs_on() {
     // The step ran to its end: the next step sees what it wrote last.
     assert_eq!(megatron.log(id, 2), "still running\n");
     assert_eq!(build["steps"][2]["log_cut"], false);
+}
+
+#[test]
+fn kill_9_while_a_log_streams_loses_no_acknowledged_line() {
+    let mut megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    let repo = GitRepo::new(
+        "chatty",
+        r#"constructicon = #{
+    builders: #{ chatty: #{
+        commands: ["i=1; while [ $i -le 4000 ]; do echo line $i; i=$((i+1)); [ $((i % 100)) -eq 0 ] && sleep 0.1; done; true"],
+        schedulers: ["force"],
+    } },
+    schedulers: #{ force: #{ type: "force" } },
+};"#,
+    );
+    megatron.add_repo(&repo.url());
+    let _worker = Worker::start(&megatron, "w1");
+    let id = megatron.force("chatty-chatty", serde_json::json!({}));
+
+    // Three rounds: wait for the log to grow, note what the megatron has
+    // acknowledged, kill it, start it again, and find all of it still there.
+    let mut acknowledged = String::new();
+    for round in 0..3 {
+        let grown = acknowledged.len();
+        let log = crate::common::system::wait_for(
+            &format!("round {round}: the log to grow past {grown} bytes"),
+            Duration::from_secs(30),
+            || {
+                let build = megatron.build(id);
+                let log = megatron.log(id, 1);
+                (build["state"] == "running" && log.len() > grown).then_some(log)
+            },
+        );
+        acknowledged = log;
+        megatron.restart();
+        let after = megatron.log(id, 1);
+        assert!(
+            after.starts_with(&acknowledged),
+            "round {round}: {} bytes acknowledged, {} kept after kill -9",
+            acknowledged.len(),
+            after.len()
+        );
+    }
+
+    let build = megatron.wait_finished(id, Duration::from_secs(60));
+    assert_eq!(build["result"], "success", "{build}");
+    assert_eq!(build["attempts"], 1, "the build kept its lease: {build}");
+    let log = megatron.log(id, 1);
+    let expected: String = (1..=4000).map(|i| format!("line {i}\n")).collect();
+    assert!(log.starts_with(&acknowledged));
+    assert_eq!(log.len(), expected.len(), "every line once");
+    assert_eq!(log, expected, "every line once, in order");
+}
+
+#[test]
+fn a_chunk_sent_again_is_stored_once() {
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    let repo = GitRepo::new(
+        "again",
+        r#"constructicon = #{
+    builders: #{ again: #{ commands: ["true"], schedulers: ["force"] } },
+    schedulers: #{ force: #{ type: "force" } },
+};"#,
+    );
+    megatron.add_repo(&repo.url());
+    let token = megatron.token("w1");
+    let id = megatron.force("again-again", serde_json::json!({}));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let (status, job) = reply(
+        agent
+            .post(&format!("{}/api/v1/worker/claim", megatron.url))
+            .header("x-constructicon-worker", "w1")
+            .header("authorization", &format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "wait_ms": 5000 })),
+    );
+    assert_eq!((status, job["build"].as_u64()), (200, Some(id)), "{job}");
+    let lease = job["lease"].as_str().expect("lease").to_string();
+    let send = |offset: &str, body: &str| {
+        let (status, answer) = reply(
+            agent
+                .post(&format!(
+                    "{}/api/v1/worker/builds/{id}/steps/1/log?lease={lease}{offset}",
+                    megatron.url
+                ))
+                .header("x-constructicon-worker", "w1")
+                .header("authorization", &format!("Bearer {token}"))
+                .send(body.as_bytes()),
+        );
+        assert_eq!(status, 200, "{answer}");
+    };
+    send("&offset=0", "one\n");
+    send("&offset=0", "one\n"); // its answer was lost: sent again
+    send("&offset=4", "two\n");
+    send("&offset=4", "two\nthree\n"); // again, with more behind it
+    send("&offset=14", "four\n");
+    send("", "five\n"); // a sender that gives no offset appends
+    assert_eq!(megatron.log(id, 1), "one\ntwo\nthree\nfour\nfive\n");
+    let step = &megatron.build(id)["steps"][1];
+    assert_eq!(step["log_bytes"], 24, "{step}");
+    assert_eq!(step["log_lines"], 5, "{step}");
 }
