@@ -80,7 +80,11 @@ fn a_runaway_log_is_cut_at_the_cap_with_a_marker_and_the_step_runs_on() {
 
 #[test]
 fn kill_9_while_a_log_streams_loses_no_acknowledged_line() {
-    let mut megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    // A lease that outlasts the megatron's absence, as the default does.
+    let mut megatron = Megatron::start_with_flags(
+        r#"cybertron = #{ workers: #{ w1: #{} } };"#,
+        &["--lease-ms", "15000"],
+    );
     let repo = GitRepo::new(
         "chatty",
         r#"constructicon = #{
@@ -96,7 +100,8 @@ fn kill_9_while_a_log_streams_loses_no_acknowledged_line() {
     let id = megatron.force("chatty-chatty", serde_json::json!({}));
 
     // Three rounds: wait for the log to grow, note what the megatron has
-    // acknowledged, kill it, start it again, and find all of it still there.
+    // acknowledged, kill it, start it again (once after a few seconds away),
+    // and find all of it still there.
     let mut acknowledged = String::new();
     for round in 0..3 {
         let grown = acknowledged.len();
@@ -110,6 +115,12 @@ fn kill_9_while_a_log_streams_loses_no_acknowledged_line() {
             },
         );
         acknowledged = log;
+        if round == 1 {
+            // Once, the megatron stays away for a few seconds while the
+            // step goes on printing.
+            megatron.kill9();
+            std::thread::sleep(Duration::from_secs(3));
+        }
         megatron.restart();
         let after = megatron.log(id, 1);
         assert!(
