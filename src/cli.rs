@@ -132,6 +132,9 @@ pub struct TimingArgs {
     /// How often aged builds are looked for.
     #[arg(long, value_name = "MS", default_value_t = 600_000, hide = true)]
     pub retention_check_ms: u64,
+    /// How often the disk each repo's history takes is counted for pages.
+    #[arg(long, value_name = "MS", default_value_t = 120_000, hide = true)]
+    pub usage_check_ms: u64,
     /// Poll repos this often instead of cybertron's `poll_interval`.
     #[arg(long, value_name = "MS", hide = true)]
     pub poll_ms: Option<u64>,

@@ -74,6 +74,7 @@ pub async fn serve_state_with(
 ) -> anyhow::Result<()> {
     let leases = tokio::spawn(lease_loop(state.clone()));
     let retention = tokio::spawn(crate::megatron::horizon::retention_loop(state.clone()));
+    let usage = tokio::spawn(crate::megatron::usage::usage_loop(state.clone()));
     let timed = tokio::spawn(crate::triggers::time::time_loop(state.clone()));
     let hangups = tokio::spawn(reload_on_sighup(state.clone()));
     let polls = tokio::spawn(crate::triggers::poll::poll_loop(state.clone()));
@@ -87,6 +88,7 @@ pub async fn serve_state_with(
     let result = serve_http(listener, app(state.clone()), &limits, shutdown).await;
     leases.abort();
     retention.abort();
+    usage.abort();
     polls.abort();
     timed.abort();
     hangups.abort();

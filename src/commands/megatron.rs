@@ -24,6 +24,7 @@ impl From<&TimingArgs> for Timing {
             lease: Duration::from_millis(args.lease_ms),
             lease_check: Duration::from_millis(args.lease_check_ms),
             retention_check: Duration::from_millis(args.retention_check_ms),
+            usage_check: Duration::from_millis(args.usage_check_ms),
         }
     }
 }

@@ -14,10 +14,11 @@
 //! - [`horizon`]: history kept per builder.
 //! - [`artifacts`]: uploads, archives and reads of build results.
 //! - [`workers`]: the workers as people see them; why pending builds wait.
-//! - [`usage`]: disk used per repo and builder.
+//! - [`usage`]: disk used per repo and builder, counted; [`disk_use`] its answer.
 
 pub mod artifacts;
 pub mod claim;
+pub mod disk_use;
 pub mod dispatch;
 pub mod error;
 pub mod horizon;

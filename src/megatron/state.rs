@@ -34,6 +34,8 @@ pub struct Timing {
     pub lease_check: Duration,
     /// How often aged builds are looked for (cybertron's `horizon.days`).
     pub retention_check: Duration,
+    /// How often the disk each repo's history takes is counted again.
+    pub usage_check: Duration,
 }
 
 impl Default for Timing {
@@ -44,6 +46,7 @@ impl Default for Timing {
             lease: Duration::from_secs(30),
             lease_check: Duration::from_secs(1),
             retention_check: Duration::from_secs(600),
+            usage_check: Duration::from_secs(120),
         }
     }
 }
@@ -90,6 +93,10 @@ pub struct State {
     pub stopping: std::sync::atomic::AtomicBool,
     /// Repos by name.
     pub repos: RwLock<HashMap<String, RepoState>>,
+    /// The last count of the disk each repo's history takes, and when it
+    /// was made (`usage::usage_loop`): pages show it without walking every
+    /// build on each view.
+    pub usage_counted: RwLock<Option<(u64, Arc<Vec<super::disk_use::RepoUsage>>)>>,
     /// Serialises read-modify-write of build records (worker reports and
     /// cancels race otherwise). Held across sled calls, never across a flush.
     pub build_write: Mutex<()>,
@@ -165,6 +172,7 @@ impl State {
             changes: tokio::sync::watch::Sender::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             repos: RwLock::new(HashMap::new()),
+            usage_counted: RwLock::new(None),
             build_write: Mutex::new(()),
             refreshing: Mutex::new(HashMap::new()),
             admin_token_hash: secret_hash(&admin_token),

@@ -3,35 +3,11 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-use utoipa::ToSchema;
+pub use super::disk_use::{BuilderUsage, RepoUsage};
 
 use super::error::Result;
 use super::state::State;
 use crate::sync::read;
-
-/// What one builder's kept history takes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
-pub struct BuilderUsage {
-    pub builder: String,
-    /// Builds kept.
-    pub builds: u64,
-    /// Bytes of step output kept.
-    pub log_bytes: u64,
-    /// Bytes of artifacts kept on disk.
-    pub artifact_bytes: u64,
-}
-
-/// What one repo's builders take, with their sum.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
-pub struct RepoUsage {
-    pub repo: String,
-    pub builds: u64,
-    pub log_bytes: u64,
-    pub artifact_bytes: u64,
-    /// By builder name.
-    pub builders: Vec<BuilderUsage>,
-}
 
 impl State {
     /// The usage of each repo for which `visible` says yes, by name.
@@ -74,6 +50,23 @@ impl State {
         }
         answer.sort_by(|a, b| a.repo.cmp(&b.repo));
         Ok(answer)
+    }
+}
+
+/// Counts the disk every repo's history takes now and then, for pages:
+/// a count walks every kept build, too much for each view of a live page.
+pub async fn usage_loop(state: std::sync::Arc<State>) {
+    let mut tick = tokio::time::interval(state.timing.usage_check);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.blocking(|s| s.usage(|_| true)).await {
+            Ok(usage) => {
+                *crate::sync::write(&state.usage_counted) =
+                    Some((crate::store::now_ms(), std::sync::Arc::new(usage)));
+            }
+            Err(e) => tracing::error!(error = %e, "counting the disk used"),
+        }
     }
 }
 

@@ -152,6 +152,8 @@ struct RepoPage {
     /// What the config's evaluation warned of: `file:line:col: path: message`.
     warnings: Vec<String>,
     builders: Vec<BuilderUse>,
+    /// When the disk used was last counted; `None` before the first count.
+    counted: Option<String>,
     /// The repo's sums: logs and artifacts kept.
     logs: String,
     artifacts: String,
@@ -173,14 +175,15 @@ pub async fn repo(
     let Some(repo) = read(&state.repos).get(&name).cloned() else {
         return not_found(&caller, &format!("There is no repo {name}."));
     };
-    let wanted = name.clone();
-    let usage = state
-        .blocking(move |s| s.usage(|r| r == wanted))
-        .await
-        .unwrap_or_default()
-        .pop()
-        .unwrap_or_default();
     let now = now_ms();
+    // The last count, as the usage loop made it: pages never walk every
+    // build themselves.
+    let counted = read(&state.usage_counted).clone();
+    let usage = counted
+        .as_ref()
+        .and_then(|(_, all)| all.iter().find(|r| r.repo == name).cloned())
+        .unwrap_or_default();
+    let counted = counted.map(|(at, _)| ago(at, now));
     let graph = repo.graph.as_ref().map(|g| GraphView {
         version: g.version,
         commit: g.commit.clone(),
@@ -204,16 +207,28 @@ pub async fn repo(
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            builders: usage
-                .builders
-                .iter()
-                .map(|b| BuilderUse {
-                    name: b.builder.clone(),
-                    builds: b.builds,
-                    logs: size(b.log_bytes),
-                    artifacts: size(b.artifact_bytes),
+            // Every builder of the graph, with its count once there is one.
+            builders: repo
+                .graph
+                .as_ref()
+                .map(|g| {
+                    g.graph
+                        .builders
+                        .keys()
+                        .map(|name| {
+                            let b = usage.builders.iter().find(|b| &b.builder == name);
+                            let b = b.cloned().unwrap_or_default();
+                            BuilderUse {
+                                name: name.clone(),
+                                builds: b.builds,
+                                logs: size(b.log_bytes),
+                                artifacts: size(b.artifact_bytes),
+                            }
+                        })
+                        .collect()
                 })
-                .collect(),
+                .unwrap_or_default(),
+            counted,
             logs: size(usage.log_bytes),
             artifacts: size(usage.artifact_bytes),
             graph,

@@ -426,15 +426,15 @@ fn the_horizon_removes_a_builds_artifacts() {
     assert_eq!(arts["builders"][0]["builder"], "arts-a", "{usage}");
     assert_eq!(arts["builders"][0]["artifact_bytes"], 6, "{usage}");
     assert_eq!(usage["artifact_bytes"], 6, "{usage}");
-    // The repo's page shows the same, per builder.
-    let page = megatron.get_text("/repos/arts");
-    assert!(page.contains("builds kept"), "{page}");
-    assert!(
-        page.contains(
-            r#"<td class="num">1</td><td class="num">0 bytes</td><td class="num">6 bytes</td>"#
-        ),
-        "{page}"
+    // The repo's page shows the same, per builder, once counted again.
+    let row = r#"<td class="num">1</td><td class="num">0 bytes</td><td class="num">6 bytes</td>"#;
+    let page = crate::common::system::wait_for(
+        "the repo's page to show the count",
+        Duration::from_secs(10),
+        || Some(megatron.get_text("/repos/arts")).filter(|page| page.contains(row)),
     );
+    assert!(page.contains("builds kept"), "{page}");
+    assert!(page.contains("(counted "), "{page}");
     assert_eq!(
         megatron
             .get(&format!(

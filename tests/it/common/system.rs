@@ -65,6 +65,8 @@ pub const TIMING: &[&str] = &[
     "1500",
     "--lease-check-ms",
     "100",
+    "--usage-check-ms",
+    "200",
 ];
 
 impl Megatron {
