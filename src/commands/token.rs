@@ -47,16 +47,7 @@ fn person_token(
         println!("revoked {} token(s) of {person}", revoked["revoked"]);
         return Ok(ExitCode::SUCCESS);
     }
-    let issued = Client::ok(
-        client.post(&path, &json!({}), Some(admin))?,
-        "issuing the token",
-    )?;
-    println!(
-        "{}",
-        issued["token"]
-            .as_str()
-            .context("the megatron's answer has no token")?
-    );
+    let issued = issue(client, admin, &path)?;
     eprintln!(
         "token {} for {person}: they run `constructicon login` with it (or set CONSTRUCTICON_USER_TOKEN)",
         issued["id"].as_str().unwrap_or("?")
@@ -80,8 +71,18 @@ fn worker_token(
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let issued = issue(client, admin, &path)?;
+    if issued["known"] == false {
+        eprintln!("note: no cybertron or registered repo declares a worker named {worker} yet");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// POSTs for a new token at `path` and prints it, alone on stdout, so a
+/// script can take it; the rest of the answer is the caller's to read.
+fn issue(client: &Client, admin: &str, path: &str) -> anyhow::Result<serde_json::Value> {
     let issued = Client::ok(
-        client.post(&path, &json!({}), Some(admin))?,
+        client.post(path, &json!({}), Some(admin))?,
         "issuing the token",
     )?;
     println!(
@@ -90,8 +91,5 @@ fn worker_token(
             .as_str()
             .context("the megatron's answer has no token")?
     );
-    if issued["known"] == false {
-        eprintln!("note: no cybertron or registered repo declares a worker named {worker} yet");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(issued)
 }
