@@ -159,42 +159,29 @@ pub async fn step_log(
     }
     let offset = query.offset.unwrap_or(0);
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    if !query.follow.unwrap_or(false) {
-        let bytes = state
-            .blocking(move |s| s.store.read_log(id, step, offset, usize::MAX))
-            .await;
-        let bytes = bytes.map_err(crate::megatron::Error::from)?;
-        let mut response = (headers, bytes).into_response();
-        if query.download.unwrap_or(false) {
-            let name = format!("{}-{}-step{step}.log", build.builder, build.number);
-            if let Ok(value) =
-                axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-            {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_DISPOSITION, value);
-            }
-        }
-        return Ok(response);
-    }
+    let follow = query.follow.unwrap_or(false);
+    // Read in pieces, whatever the log's size: a reader holds one piece at
+    // a time, and the next is read when the client has taken the last.
     let stream = futures_util::stream::unfold(
-        (state.0.clone(), offset, false),
-        move |(state, offset, done)| async move {
-            if done {
-                return None;
-            }
+        (state.0.clone(), Some(offset)),
+        move |(state, offset)| async move {
+            let offset = offset?;
             let waiter = state.clone();
             loop {
                 let notified = waiter.build_changed.notified();
                 let read = state
                     .blocking(move |s| -> Result<(Vec<u8>, bool), crate::store::Error> {
                         let build = s.store.build(id)?;
-                        let ended = build.state == BuildState::Finished
-                            || build
-                                .steps
-                                .get(step as usize)
-                                .is_some_and(|r| r.finished.is_some());
-                        Ok((s.store.read_log(id, step, offset, LOG_READ)?, ended))
+                        let Some(record) = build.steps.get(step as usize) else {
+                            return Ok((Vec::new(), true));
+                        };
+                        let ended = !follow
+                            || build.state == BuildState::Finished
+                            || record.finished.is_some();
+                        let bytes =
+                            s.store
+                                .read_log(id, step, offset, record.log_bytes, LOG_READ)?;
+                        Ok((bytes, ended))
                     })
                     .await;
                 match read {
@@ -202,10 +189,14 @@ pub async fn step_log(
                         let next = offset + bytes.len() as u64;
                         return Some((
                             Ok::<_, std::io::Error>(Bytes::from(bytes)),
-                            (state, next, false),
+                            (state, Some(next)),
                         ));
                     }
-                    Ok((_, true)) | Err(_) => return None,
+                    Ok((_, true)) => return None,
+                    Err(e) => {
+                        tracing::warn!(build = id, step, error = %e, "reading a log");
+                        return Some((Err(std::io::Error::other(e)), (state, None)));
+                    }
                     // The megatron is going away: the client follows again.
                     Ok((_, false)) if state.is_stopping() => return None,
                     Ok((_, false)) => {
@@ -216,7 +207,18 @@ pub async fn step_log(
             }
         },
     );
-    Ok((headers, Body::from_stream(stream)).into_response())
+    let mut response = (headers, Body::from_stream(stream)).into_response();
+    if !follow && query.download.unwrap_or(false) {
+        let name = format!("{}-{}-step{step}.log", build.builder, build.number);
+        if let Ok(value) =
+            axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
 }
 
 /// The queue

@@ -330,13 +330,6 @@ pub async fn build_finish(
             s.build_finished(id, &worker, &request.lease, request.result, request.reason)
         })
         .await?;
-    tracing::info!(
-        build = build.id,
-        builder = %build.builder,
-        number = build.number,
-        result = %build.result.map_or("none", crate::protocol::BuildResult::as_str),
-        "build finished"
-    );
     Ok(Json(Finished { build: build.id }).into_response())
 }
 

@@ -116,17 +116,16 @@ impl State {
                 );
                 record.log_cut = true;
             }
-            self.store.append_log(id, step, record.log_chunks, &kept)?;
-            record.log_chunks += 1;
-            record.log_bytes += kept.len() as u64;
+            let at = self.store.append_log(id, step, record.log_bytes, &kept)?;
+            record.log_bytes = at + kept.len() as u64;
             record.log_lines += kept.iter().filter(|b| **b == b'\n').count() as u64;
             Ok(())
         })?;
         if !fresh {
             return Ok(());
         }
-        // Acknowledged means durable: the chunk and the counter that keys
-        // the next one survive a crash together.
+        // Acknowledged means durable: the bytes are synced to their file,
+        // and the length that says they count is flushed with the record.
         self.store.flush()?;
         self.build_changed.notify_waiters();
         self.announce();
@@ -174,6 +173,15 @@ impl State {
             build.lease = None;
             Ok(build.clone())
         })?;
+        // Said at once, before anything slower: whoever sees the result
+        // can find this line.
+        tracing::info!(
+            build = build.id,
+            builder = %build.builder,
+            number = build.number,
+            result = %build.result.map_or("none", BuildResult::as_str),
+            "build finished"
+        );
         lock(&self.dispatcher).release(id);
         self.apply_horizon(&build.builder)?;
         self.store.flush()?;

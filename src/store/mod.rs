@@ -6,7 +6,11 @@
 //! - `graphs`: repo name, 0, version (u64 BE) → [`GraphRecord`]
 //! - `builds`: build id (u64 BE) → [`BuildRecord`]
 //! - `history`: builder name, 0, number (u64 BE) → build id
-//! - `logs`: build id (u64 BE), step (u32 BE), chunk (u32 BE) → bytes
+//! - `logs`: build id (u64 BE), step (u32 BE), chunk (u32 BE) → bytes, the
+//!   logs of stores from before the log files, read and removed, never written
+//!
+//! Step logs live in files beside the trees (`logs/` in the store's directory,
+//! see `logs`).
 //! - `queue`: sequence (u64 BE) → build id, the pending builds in order
 //! - `tokens`: worker name → sha256 of its token
 //! - `access`: people's tokens (`token/` + sha256 → [`PersonToken`]), browser
@@ -21,6 +25,7 @@
 
 mod access;
 mod heads;
+mod logs;
 mod records;
 mod schedule;
 
@@ -41,6 +46,8 @@ pub enum Error {
     Conflict(String),
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("store: {0}")]
+    Io(#[from] std::io::Error),
     #[error("store: undecodable record {key}: {message}")]
     Decode { key: String, message: String },
 }
@@ -59,6 +66,7 @@ pub struct Store {
     tokens: Tree,
     meta: Tree,
     access: Tree,
+    log_files: logs::LogFiles,
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -99,6 +107,7 @@ fn graph_key(repo: &str, version: u64) -> Vec<u8> {
     history_key(repo, version)
 }
 
+#[cfg(test)]
 fn log_key(build: u64, step: u32, chunk: u32) -> Vec<u8> {
     let mut key = build.to_be_bytes().to_vec();
     key.extend_from_slice(&step.to_be_bytes());
@@ -143,6 +152,7 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             meta: db.open_tree("meta")?,
             access: db.open_tree("access")?,
+            log_files: logs::LogFiles::open(dir.join("logs"))?,
             db,
         };
         // A store from before the counter: go on from its newest build.
@@ -429,9 +439,7 @@ impl Store {
             }
             self.history.remove(key)?;
             self.builds.remove(build.id.to_be_bytes())?;
-            for log in self.logs.scan_prefix(build.id.to_be_bytes()).keys() {
-                self.logs.remove(log?)?;
-            }
+            self.delete_logs(build.id)?;
             removed.push(build.id);
         }
         Ok(removed)
@@ -439,13 +447,27 @@ impl Store {
 
     // Logs.
 
-    pub fn append_log(&self, build: u64, step: u32, chunk: u32, bytes: &[u8]) -> Result<()> {
-        self.logs.insert(log_key(build, step, chunk), bytes)?;
-        Ok(())
+    /// Writes a piece of a step's log at `at`, its acknowledged length,
+    /// durably; returns where it went (the file's end, if that is short of
+    /// `at`). The caller records the new length.
+    pub fn append_log(&self, build: u64, step: u32, at: u64, bytes: &[u8]) -> Result<u64> {
+        Ok(self.log_files.append(build, step, at, bytes)?)
     }
 
-    /// A step's log from byte `offset` on, at most `max` bytes.
-    pub fn read_log(&self, build: u64, step: u32, offset: u64, max: usize) -> Result<Vec<u8>> {
+    /// A step's log from byte `offset` up to `end` (its acknowledged
+    /// length), at most `max` bytes.
+    pub fn read_log(
+        &self,
+        build: u64,
+        step: u32,
+        offset: u64,
+        end: u64,
+        max: usize,
+    ) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.log_files.read(build, step, offset, end, max)? {
+            return Ok(bytes);
+        }
+        let max = max.min(end.saturating_sub(offset) as usize);
         let mut prefix = build.to_be_bytes().to_vec();
         prefix.extend_from_slice(&step.to_be_bytes());
         let mut out = Vec::new();
@@ -457,17 +479,18 @@ impl Store {
                 let start = offset.saturating_sub(position) as usize;
                 out.extend_from_slice(&chunk[start..]);
                 if out.len() >= max {
-                    out.truncate(max);
                     break;
                 }
             }
             position = end;
         }
+        out.truncate(max);
         Ok(out)
     }
 
-    /// Removes every log of a build (it is being run again).
+    /// Removes every log of a build (it is being run again, or it goes).
     pub fn delete_logs(&self, build: u64) -> Result<()> {
+        self.log_files.remove_build(build)?;
         for key in self.logs.scan_prefix(build.to_be_bytes()).keys() {
             self.logs.remove(key?)?;
         }

@@ -158,8 +158,6 @@ pub struct StepRecord {
     pub finished: Option<u64>,
     /// Bytes of output so far.
     pub log_bytes: u64,
-    /// Chunks of output so far (the next chunk's index).
-    pub log_chunks: u32,
     /// Newlines in the output so far: pages number a log's tail without
     /// reading what comes before it.
     #[serde(default)]
@@ -184,7 +182,6 @@ impl StepRecord {
             started: None,
             finished: None,
             log_bytes: 0,
-            log_chunks: 0,
             log_lines: 0,
             log_cut: false,
             log_received: 0,

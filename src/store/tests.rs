@@ -120,17 +120,21 @@ fn everything_survives_reopening() {
     let id = {
         let store = Store::open(dir.path()).expect("open");
         let build = store.create_build(queued("r-a")).expect("build");
-        store.append_log(build.id, 1, 0, b"hello ").expect("log");
-        store.append_log(build.id, 1, 1, b"world").expect("log");
+        assert_eq!(store.append_log(build.id, 1, 0, b"hello ").expect("log"), 0);
+        assert_eq!(store.append_log(build.id, 1, 6, b"world").expect("log"), 6);
         store.put_token_hash("w", "abc").expect("token");
         store.flush().expect("flush");
         build.id
     };
     let store = Store::open(dir.path()).expect("reopen");
     assert_eq!(store.build(id).expect("build").number, 1);
-    assert_eq!(store.read_log(id, 1, 0, 100).expect("log"), b"hello world");
-    assert_eq!(store.read_log(id, 1, 3, 4).expect("log"), b"lo w");
-    assert_eq!(store.read_log(id, 1, 100, 4).expect("log"), b"");
+    assert_eq!(
+        store.read_log(id, 1, 0, 11, 100).expect("log"),
+        b"hello world"
+    );
+    assert_eq!(store.read_log(id, 1, 3, 11, 4).expect("log"), b"lo w");
+    assert_eq!(store.read_log(id, 1, 0, 5, 100).expect("log"), b"hello");
+    assert_eq!(store.read_log(id, 1, 100, 200, 4).expect("log"), b"");
     assert_eq!(
         store.token_hash("w").expect("token").as_deref(),
         Some("abc")
@@ -162,8 +166,52 @@ fn the_horizon_drops_old_finished_builds_and_their_logs() {
         .map(|b| b.id)
         .collect();
     assert_eq!(left, [ids[4], ids[3]]);
-    assert!(store.read_log(ids[0], 0, 0, 10).expect("log").is_empty());
-    assert_eq!(store.read_log(ids[4], 0, 0, 10).expect("log"), b"x");
+    assert!(store.read_log(ids[0], 0, 0, 1, 10).expect("log").is_empty());
+    assert_eq!(store.read_log(ids[4], 0, 0, 1, 10).expect("log"), b"x");
+    assert!(!dir.path().join("logs").join(ids[0].to_string()).exists());
+}
+
+#[test]
+fn an_append_overwrites_what_a_crash_left_past_the_acknowledged_length() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.append_log(7, 1, 0, b"kept ").expect("log");
+    // Written, never acknowledged: the record still says 5 bytes.
+    store.append_log(7, 1, 5, b"lost in a crash").expect("log");
+    assert_eq!(store.append_log(7, 1, 5, b"next").expect("log"), 5);
+    assert_eq!(store.read_log(7, 1, 0, 9, 100).expect("log"), b"kept next");
+    let file = dir.path().join("logs/7/1.log");
+    assert_eq!(std::fs::metadata(&file).expect("file").len(), 9);
+    // A file shorter than the record says (it went with a rerun the record
+    // never heard of) is appended to at its end, leaving no hole.
+    assert_eq!(store.append_log(7, 1, 100, b"!").expect("log"), 9);
+    assert_eq!(
+        store.read_log(7, 1, 0, 10, 100).expect("log"),
+        b"kept next!"
+    );
+    store.delete_logs(7).expect("delete");
+    assert!(!file.exists());
+}
+
+#[test]
+fn logs_of_a_store_from_before_the_files_are_read_and_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store
+        .logs
+        .insert(log_key(3, 0, 0), b"old ".as_slice())
+        .expect("chunk");
+    store
+        .logs
+        .insert(log_key(3, 0, 1), b"chunks".as_slice())
+        .expect("chunk");
+    assert_eq!(
+        store.read_log(3, 0, 0, 10, 100).expect("log"),
+        b"old chunks"
+    );
+    assert_eq!(store.read_log(3, 0, 2, 10, 5).expect("log"), b"d chu");
+    store.delete_logs(3).expect("delete");
+    assert!(store.read_log(3, 0, 0, 10, 100).expect("log").is_empty());
 }
 
 #[test]

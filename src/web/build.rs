@@ -395,9 +395,10 @@ fn catch_up(
         if step.log_bytes <= offset {
             continue;
         }
-        let Ok(bytes) = state
-            .store
-            .read_log(id, index as u32, offset, EVENT_LOG_BYTES)
+        let Ok(bytes) =
+            state
+                .store
+                .read_log(id, index as u32, offset, step.log_bytes, EVENT_LOG_BYTES)
         else {
             continue;
         };

@@ -83,7 +83,9 @@ pub fn tail(
     complete: bool,
 ) -> Result<Lines, store::Error> {
     let from = log_bytes.saturating_sub(budget);
-    let mut bytes = state.store.read_log(build, step, from, usize::MAX)?;
+    let mut bytes = state
+        .store
+        .read_log(build, step, from, log_bytes, usize::MAX)?;
     // Start at a line's beginning: drop the partial line before the first
     // newline, unless the whole log is shown.
     let mut offset = from;
@@ -107,12 +109,18 @@ pub fn each_line(
     mut visit: impl FnMut(u64, u64, &[u8]) -> bool,
 ) -> Result<(), store::Error> {
     const PIECE: usize = 1 << 20;
+    let end = state
+        .store
+        .build(build)?
+        .steps
+        .get(step as usize)
+        .map_or(0, |s| s.log_bytes);
     let mut offset = 0u64;
     let mut number = 1u64;
     let mut carry: Vec<u8> = Vec::new();
     let mut line_start = 0u64;
     loop {
-        let piece = state.store.read_log(build, step, offset, PIECE)?;
+        let piece = state.store.read_log(build, step, offset, end, PIECE)?;
         if piece.is_empty() {
             break;
         }

@@ -135,6 +135,11 @@ impl Megatron {
         }
     }
 
+    /// The megatron's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the megatron runs").id()
+    }
+
     /// Sends a signal to the megatron process.
     pub fn signal(&self, signal: i32) {
         if let Some(child) = &self.child {
