@@ -2,8 +2,9 @@
 //! that people and `get` use.
 //!
 //! Bodies stream both ways: an upload's chunks are handed to a blocking
-//! thread that writes them to a temp file while this side counts them
-//! against the build's cap, and a download is read in 64 KiB pieces on a
+//! thread that writes them to a temp file, counting them against the
+//! build's cap, while this side checks the worker's lease as they come; a
+//! download is read in 64 KiB pieces on a
 //! blocking thread and sent as they come. No artifact is ever whole in
 //! memory, and no file I/O runs on the async threads. The checks on paths
 //! and archives live in `megatron::artifacts`; this layer maps their refusals
@@ -80,7 +81,7 @@ fn file_kind() -> UploadKind {
     responses(
         (status = 200, description = "Stored", body = Uploaded),
         (status = 400, description = "A bad path or archive", body = ErrorBody),
-        (status = 409, description = "The lease was taken away", body = ErrorBody),
+        (status = 409, description = "The lease was taken away (the build requeued, cancelled or finished) before the upload was in place: it is discarded", body = ErrorBody),
         (status = 413, description = "Past the build's cap", body = ErrorBody),
     )
 )]
@@ -99,25 +100,37 @@ pub async fn upload(
     let upload = state
         .blocking(move |s| s.begin_upload(id, &w, &lease, &p, query.kind))
         .await?;
-    let allowance = upload.allowance;
-    let cap = upload.cap;
 
     // The writer takes chunks from a small channel, so a slow disk holds
-    // back the reading of the body rather than filling memory.
+    // back the reading of the body rather than filling memory. It counts
+    // them against the build's cap.
     let (chunks, mut receiver) = mpsc::channel::<Bytes>(8);
     let writer =
         tokio::task::spawn_blocking(move || upload.write_all_from(|| receiver.blocking_recv()));
     let mut stream = body.into_data_stream();
-    let mut received = 0u64;
+    // The lease is checked while the body arrives, however slowly: an upload
+    // for a build taken away from the worker stops at once.
+    let every = state.timing.lease_check;
+    let mut checked = tokio::time::Instant::now();
     let read: Result<(), ApiError> = loop {
-        match stream.next().await {
-            None => break Ok(()),
-            Some(Err(e)) => break Err(ApiError::bad_request(format!("reading the upload: {e}"))),
-            Some(Ok(chunk)) => {
-                received = received.saturating_add(chunk.len() as u64);
-                if received > allowance {
-                    break Err(ArtifactError::TooLarge { cap }.into());
-                }
+        let next = tokio::time::timeout(every, stream.next()).await;
+        if checked.elapsed() >= every {
+            let (w, lease) = (worker.clone(), query.lease.clone());
+            let holds = state
+                .blocking(move |s| s.check_upload_lease(id, &w, &lease))
+                .await;
+            if let Err(e) = holds {
+                break Err(e.into());
+            }
+            checked = tokio::time::Instant::now();
+        }
+        match next {
+            Err(_) => continue,
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => {
+                break Err(ApiError::bad_request(format!("reading the upload: {e}")))
+            }
+            Ok(Some(Ok(chunk))) => {
                 if chunks.send(chunk).await.is_err() {
                     // The writer stopped: its error is the answer.
                     break Ok(());
@@ -139,9 +152,11 @@ pub async fn upload(
         }
         (_, Err(e)) => return Err(e.into()),
     };
+    let received = upload.received;
     let stored = path.clone();
+    let lease = query.lease.clone();
     state
-        .blocking(move |s| s.finish_upload(upload, &worker, &query.lease))
+        .blocking(move |s| s.finish_upload(upload, &worker, &lease))
         .await?;
     tracing::debug!(build = id, path = %stored, bytes = received, "artifact stored");
     Ok(Json(Uploaded {

@@ -3,6 +3,7 @@
 //! `exception`. One pass ([`State::expire_leases`]) plus a loop
 //! ([`lease_loop`]), so tests call the pass.
 
+use super::artifacts::files::discard_build_artifacts;
 use super::dispatch::pending_of;
 use super::error::{Error, Result};
 use super::state::State;
@@ -30,6 +31,38 @@ impl State {
                 "your lease on build {build} is gone (it was requeued, cancelled or finished)"
             ))),
         }
+    }
+
+    /// Whether an upload may go on: the worker still holds the build's
+    /// lease, the build still runs under it, and it was not cancelled.
+    /// Unlike [`State::check_lease`] this does not extend the lease: an
+    /// upload is no sign of life, or one that crawls would keep a build
+    /// whose worker is gone. Uploads call it while they receive and unpack,
+    /// and, holding `build_write`, just before they move into place.
+    pub fn check_upload_lease(&self, build: u64, worker: &str, lease: &str) -> Result<()> {
+        let gone = || {
+            Error::LeaseLost(format!(
+                "your lease on build {build} is gone (it was requeued, cancelled or finished): the upload is discarded"
+            ))
+        };
+        match lock(&self.dispatcher).running(build) {
+            Some(running) if running.worker == worker && running.lease == lease => {}
+            _ => return Err(gone()),
+        }
+        let record = match self.store.build(build) {
+            Ok(record) => record,
+            Err(store::Error::NotFound(_)) => return Err(gone()),
+            Err(e) => return Err(e.into()),
+        };
+        if record.state != BuildState::Running || record.lease.as_deref() != Some(lease) {
+            return Err(gone());
+        }
+        if record.cancel_requested {
+            return Err(Error::LeaseLost(format!(
+                "build {build} was cancelled: the upload is discarded"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether a build was asked to stop.
@@ -101,12 +134,11 @@ impl State {
         }
         self.store.delete_logs(build.id)?;
         // Uploads of the lost attempt go too: the next one starts clean.
-        match std::fs::remove_dir_all(self.artifact_dir(build.id)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(build = build.id, error = %e, "removing the artifacts of a lost attempt")
-            }
+        // The caller holds `build_write`, which an upload takes to move its
+        // file into place, so none lands after this; one still being
+        // written finds its folder gone.
+        if let Err(e) = discard_build_artifacts(&self.artifact_dir(build.id)) {
+            tracing::warn!(build = build.id, error = %e, "removing the artifacts of a lost attempt")
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! threads; long-polls wait on the [`Notify`]s kept here.
 
 use super::artifacts::files::remove_partials;
+use super::artifacts::in_flight::InFlight;
 use super::dispatch::pending_of;
 use super::dispatch::{Dispatcher, Running};
 use crate::config::Cybertron;
@@ -105,6 +106,9 @@ pub struct State {
     /// The token that admin calls (issuing worker tokens) must present.
     pub admin_token_hash: String,
     pub max_artifact_bytes: u64,
+    /// Bytes of uploads under way, per build: they count against the cap
+    /// before they land.
+    pub uploads_in_flight: Arc<InFlight>,
     pub cybertron_path: Option<PathBuf>,
     /// Polls repos this often instead of cybertron's `poll_interval` (tests
     /// and benches shorten it); `None` follows cybertron.
@@ -177,6 +181,7 @@ impl State {
             refreshing: Mutex::new(HashMap::new()),
             admin_token_hash: secret_hash(&admin_token),
             max_artifact_bytes: options.max_artifact_bytes,
+            uploads_in_flight: Arc::new(InFlight::default()),
             cybertron_path: options.cybertron_path,
             poll_every: RwLock::new(None),
         };

@@ -527,6 +527,47 @@ fn deps_get_and_upload_run_in_the_layouts_steps() {
 }
 
 #[test]
+fn heartbeats_go_on_while_an_upload_is_under_way() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let commit = upstream(repo_dir.path());
+    let megatron = FakeMegatron::start();
+    let mut job = job(
+        8,
+        repo_dir.path(),
+        &commit,
+        vec![step("command 1", "echo R > report.txt")],
+    );
+    job.upload = BTreeMap::from([("report.txt".to_string(), "report.txt".to_string())]);
+    {
+        let mut state = megatron.state();
+        state.hold_uploads = true;
+        state.jobs.push_back(job);
+    }
+    let _worker = RunningWorker::start(&megatron);
+    megatron.wait_for("the upload", |s| {
+        s.requests.iter().any(|r| r.method == "PUT")
+    });
+    let beats = |s: &fake::State| {
+        s.requests
+            .iter()
+            .filter(|r| r.path == "builds/8/heartbeat")
+            .count()
+    };
+    let before = beats(&megatron.state());
+    // The upload's answer is held: only a heartbeat thread of its own can
+    // keep the lease meanwhile.
+    megatron.wait_for("heartbeats while the upload is held", |s| {
+        beats(s) >= before + 3
+    });
+    megatron.state().hold_uploads = false;
+    megatron.wait_for("the build's end", |s| {
+        s.requests.iter().any(|r| r.path == "builds/8/finish")
+    });
+    let finish = megatron.find("builds/8/finish").unwrap().json();
+    assert_eq!(finish["result"], "success", "{finish}");
+}
+
+#[test]
 fn get_and_upload_failures_are_step_failures() {
     let repo_dir = tempfile::tempdir().unwrap();
     let commit = upstream(repo_dir.path());

@@ -3,12 +3,17 @@
 //! one the case needs, then reads the results back as a person would.
 //! Covered: files, folders, a kept zip, an unzipped site with its link, bad
 //! paths, wrong lease and token, zip-slip, the size cap, a restart, and the
-//! horizon removing a build's artifacts.
+//! horizon removing a build's artifacts. Uploads bound to their lease: one
+//! that outlives it (requeue, cancel, finish) is discarded and the next
+//! attempt starts empty; partial files go when their request ends and count
+//! against the cap while they are in flight. The last move into place is
+//! checked in process, on a `State`, where a requeue can be placed exactly.
 
 use crate::builds::CYBERTRON;
-use crate::common::system::{reply, GitRepo, Megatron};
+use crate::common::system::{reply, wait_for, GitRepo, Megatron};
 use serde_json::{json, Value};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -469,4 +474,388 @@ fn partial_uploads_left_by_a_crash_are_gone_after_a_restart() {
     assert!(build.join("kept.txt").is_file());
     assert!(!build.join("site/.constructicon-partial-0123").exists());
     assert!(!build.join(".constructicon-partial-4567").exists());
+}
+
+/// An upload by hand over a socket: the request line, headers announcing
+/// `length` bytes, and then only what the test sends.
+struct SlowUpload {
+    stream: TcpStream,
+}
+
+impl SlowUpload {
+    fn start(run: &Run, address: &str, path: &str, kind: &str, length: usize) -> SlowUpload {
+        let mut stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        write!(
+            stream,
+            "PUT /api/v1/worker/builds/{}/artifacts/{path}?lease={}&kind={kind} HTTP/1.1\r\n\
+             host: {address}\r\nx-constructicon-worker: {}\r\nauthorization: Bearer {}\r\n\
+             content-type: application/octet-stream\r\ncontent-length: {length}\r\n\r\n",
+            run.build, run.lease, run.worker, run.token
+        )
+        .expect("send the head");
+        SlowUpload { stream }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send the body");
+        self.stream.flush().expect("flush");
+    }
+
+    /// The megatron's answer, read to the end: status and JSON body.
+    fn answer(mut self) -> (u16, Value) {
+        let mut text = Vec::new();
+        // The megatron may answer and close before the whole body was sent.
+        let _ = self.stream.read_to_end(&mut text);
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {text:?}"));
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let body = serde_json::from_str(body).unwrap_or(Value::String(body.into()));
+        (status, body)
+    }
+}
+
+/// Every partial upload (temp name) under the megatron's artifacts, with
+/// its size.
+fn partials(megatron: &Megatron) -> Vec<(PathBuf, u64)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".constructicon-partial-")
+            {
+                let size = entry.metadata().map_or(0, |m| m.len());
+                out.push((path.clone(), size));
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&megatron.dir.join("data/artifacts"), &mut out);
+    out
+}
+
+fn listing(megatron: &Megatron, build: u64) -> Value {
+    let (status, listing) = megatron.get(&format!("/api/v1/builds/{build}/artifacts"));
+    assert_eq!(status, 200, "{listing}");
+    listing["artifacts"].clone()
+}
+
+/// A zip of many small files, deflated: more than a few reads of the body.
+fn big_zip() -> Vec<u8> {
+    let names: Vec<String> = (0..3000).map(|i| format!("page{i}.html")).collect();
+    let pages: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| (0..100).map(|j| ((i * 31 + j * 7) % 251) as u8).collect())
+        .collect();
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .zip(&pages)
+        .map(|(n, p)| (n.as_str(), p.as_slice()))
+        .collect();
+    zip_of(&files)
+}
+
+#[test]
+fn an_unzip_that_outlives_its_lease_is_discarded_and_the_next_attempt_starts_empty() {
+    // A lease of 1.5 s (the test timings); the test sends no heartbeat.
+    let megatron = Megatron::start(CYBERTRON);
+    let (_repo, token) = setup(&megatron);
+    let run = Run::start(&megatron.url, &token, || {
+        megatron.force("arts-a", json!({}))
+    });
+    run.put_ok("report.txt", "file", b"first attempt");
+    assert_eq!(
+        listing(&megatron, run.build).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Half of a site, then nothing while the lease runs out.
+    let site = big_zip();
+    let mut upload = SlowUpload::start(&run, &megatron.address, "site", "zip", site.len());
+    upload.send(&site[..site.len() / 2]);
+    wait_for(
+        "the partial upload on disk",
+        Duration::from_secs(10),
+        || (!partials(&megatron).is_empty()).then_some(()),
+    );
+    let (status, body) = upload.answer();
+    assert_eq!(status, 409, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("lease") && error.contains("discarded"),
+        "{body}"
+    );
+    let build = megatron.build(run.build);
+    assert_eq!(build["state"], "queued", "requeued: {build}");
+    assert_eq!(partials(&megatron), [], "the partial upload is gone");
+    // The requeued build has nothing of the attempt before.
+    assert_eq!(listing(&megatron, run.build), json!([]));
+
+    // The second attempt starts empty, and the first's lease stores nothing.
+    let second = Run::start(&megatron.url, &token, || run.build);
+    assert_ne!(second.lease, run.lease);
+    assert_eq!(listing(&megatron, run.build), json!([]));
+    let (status, body) = run.put("site", "zip", &site);
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = run.put("late.txt", "file", b"late");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(listing(&megatron, run.build), json!([]));
+    second.put_ok("report.txt", "file", b"second attempt");
+    assert_eq!(
+        listing(&megatron, run.build),
+        json!([{ "path": "report.txt", "size": 14 }])
+    );
+    second.finish();
+}
+
+#[test]
+fn an_upload_under_way_stops_when_its_build_is_cancelled_or_finished() {
+    let megatron = Megatron::start_with_flags(CYBERTRON, &["--lease-ms", "60000"]);
+    let (_repo, token) = setup(&megatron);
+    let site = big_zip();
+
+    // Cancelled while the body arrives.
+    let run = Run::start(&megatron.url, &token, || {
+        megatron.force("arts-a", json!({}))
+    });
+    let mut upload = SlowUpload::start(&run, &megatron.address, "site", "zip", site.len());
+    upload.send(&site[..site.len() / 2]);
+    wait_for(
+        "the partial upload on disk",
+        Duration::from_secs(10),
+        || (!partials(&megatron).is_empty()).then_some(()),
+    );
+    let (status, body) = megatron.post(&format!("/api/v1/builds/{}/cancel", run.build), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = upload.answer();
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cancelled")),
+        "{body}"
+    );
+    assert_eq!(partials(&megatron), []);
+    assert_eq!(listing(&megatron, run.build), json!([]));
+    run.finish();
+
+    // Finished while the body arrives.
+    let run = Run::start(&megatron.url, &token, || {
+        megatron.force("arts-a", json!({}))
+    });
+    let mut upload = SlowUpload::start(&run, &megatron.address, "report.txt", "file", 1 << 20);
+    upload.send(&[1u8; 300 << 10]);
+    wait_for(
+        "the partial upload on disk",
+        Duration::from_secs(10),
+        || (!partials(&megatron).is_empty()).then_some(()),
+    );
+    run.finish();
+    let (status, body) = upload.answer();
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(partials(&megatron), []);
+    assert_eq!(listing(&megatron, run.build), json!([]));
+}
+
+#[test]
+fn a_partial_file_is_gone_when_its_request_ends() {
+    let megatron = Megatron::start_with_flags(CYBERTRON, &["--lease-ms", "60000"]);
+    let (_repo, token) = setup(&megatron);
+    let run = Run::start(&megatron.url, &token, || {
+        megatron.force("arts-a", json!({}))
+    });
+
+    // The client goes away halfway.
+    let mut upload = SlowUpload::start(&run, &megatron.address, "big.bin", "file", 1 << 20);
+    upload.send(&[5u8; 400 << 10]);
+    let partial = wait_for(
+        "the partial upload on disk",
+        Duration::from_secs(10),
+        || partials(&megatron).into_iter().next(),
+    );
+    assert!(partial.0.starts_with(megatron.dir.join("data/artifacts")));
+    drop(upload);
+    wait_for("the partial upload to go", Duration::from_secs(10), || {
+        partials(&megatron).is_empty().then_some(())
+    });
+
+    // A body that ends in a refusal: a zip that is no zip.
+    let (status, body) = run.put("site", "zip", &[0u8; 100 << 10]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(partials(&megatron), []);
+    assert_eq!(listing(&megatron, run.build), json!([]));
+    run.finish();
+}
+
+#[test]
+fn bytes_in_flight_count_against_the_cap() {
+    let megatron = Megatron::start_with_flags(
+        CYBERTRON,
+        &["--max-artifact-mb", "1", "--lease-ms", "60000"],
+    );
+    let (_repo, token) = setup(&megatron);
+    let run = Run::start(&megatron.url, &token, || {
+        megatron.force("arts-a", json!({}))
+    });
+
+    // 700 KiB under way, 650 of them received...
+    let first = vec![1u8; 700 << 10];
+    let mut upload = SlowUpload::start(&run, &megatron.address, "one.bin", "file", first.len());
+    upload.send(&first[..650 << 10]);
+    wait_for(
+        "the first upload's bytes on disk",
+        Duration::from_secs(10),
+        || {
+            partials(&megatron)
+                .iter()
+                .any(|(_, size)| *size == 650 << 10)
+                .then_some(())
+        },
+    );
+    // ...leave no room for another 600 KiB, though it would fit alone.
+    let (status, body) = run.put("two.bin", "file", &vec![2u8; 600 << 10]);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("1 MiB")),
+        "{body}"
+    );
+    // A small one still fits beside it.
+    run.put_ok("small.bin", "file", &[3u8; 100 << 10]);
+    upload.send(&first[650 << 10..]);
+    let (status, body) = upload.answer();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        listing(&megatron, run.build),
+        json!([
+            { "path": "one.bin", "size": 700 << 10 },
+            { "path": "small.bin", "size": 100 << 10 },
+        ])
+    );
+    // Once the first is stored, the second still does not fit.
+    let (status, body) = run.put("two.bin", "file", &vec![2u8; 600 << 10]);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(partials(&megatron), []);
+    run.finish();
+}
+
+mod in_process {
+    //! The last gate, placed exactly: a requeue between an upload's last
+    //! byte and its move into place.
+
+    use super::{zip_of, CONFIG};
+    use crate::common::system::GitRepo;
+    use constructicon::config::{evaluate_cybertron, Limits};
+    use constructicon::megatron::artifacts::{list_artifacts, ArtifactError};
+    use constructicon::megatron::queue::ForceRequest;
+    use constructicon::megatron::{Error, Options, State, Timing, DEFAULT_MAX_ARTIFACT_BYTES};
+    use constructicon::protocol::UploadKind;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    fn open(dir: &std::path::Path) -> Arc<State> {
+        // Local repos allowed, as `Megatron::start` does.
+        let script = format!(
+            "{}\ncybertron.repos = #{{ allow: [\"/*\"] }};\n",
+            crate::builds::CYBERTRON
+        );
+        let cybertron =
+            evaluate_cybertron("cybertron.rhai", script.into_bytes(), &Limits::default())
+                .value
+                .expect("cybertron evaluates");
+        State::open(Options {
+            data_dir: dir.to_path_buf(),
+            cybertron,
+            timing: Timing::default(),
+            max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
+            cybertron_path: None,
+        })
+        .expect("open the state")
+    }
+
+    #[test]
+    fn an_upload_received_whole_is_not_moved_into_a_requeued_build() {
+        let repo = GitRepo::new("arts", CONFIG);
+        let data = tempfile::tempdir().expect("tempdir");
+        let state = open(data.path());
+        state.add_repo(&repo.url(), None).expect("repo");
+        let build = state
+            .force("arts-a", ForceRequest::default(), None)
+            .expect("forced")
+            .id;
+        let job = state.try_claim("w1").expect("claim").expect("a job");
+        let site = zip_of(&[("index.html", b"<p>"), ("css/site.css", b"p {}")]);
+
+        // One upload lands before the requeue, one is received whole but
+        // not yet in place when it comes.
+        let mut once = Some(b"first".to_vec());
+        let landed = state
+            .begin_upload(build, "w1", &job.lease, "report.txt", UploadKind::File)
+            .expect("begun")
+            .write_all_from(|| once.take())
+            .expect("written");
+        state
+            .finish_upload(landed, "w1", &job.lease)
+            .expect("in place");
+        let mut chunks = site.chunks(64).map(<[u8]>::to_vec);
+        let received = state
+            .begin_upload(build, "w1", &job.lease, "site", UploadKind::Zip)
+            .expect("begun")
+            .write_all_from(|| chunks.next())
+            .expect("written");
+        let dir = state.artifact_dir(build);
+        assert_eq!(list_artifacts(&dir).expect("list").len(), 1);
+
+        // The worker went silent: the lease runs out, the build is requeued.
+        assert_eq!(
+            state
+                .expire_leases(Instant::now() + Duration::from_secs(3600))
+                .expect("expired"),
+            1
+        );
+        let error = state
+            .finish_upload(received, "w1", &job.lease)
+            .expect_err("refused");
+        assert!(
+            matches!(error, ArtifactError::Megatron(Error::LeaseLost(_))),
+            "{error}"
+        );
+        assert_eq!(list_artifacts(&dir).expect("list"), []);
+        assert!(!dir.exists(), "nothing made the folder again");
+        let left: Vec<_> = std::fs::read_dir(data.path().join("artifacts"))
+            .expect("artifacts")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        // The next attempt starts empty, and stores its own.
+        let again = state.try_claim("w1").expect("claim").expect("a job");
+        assert_eq!(again.build, build);
+        let mut chunks = site.chunks(64).map(<[u8]>::to_vec);
+        let upload = state
+            .begin_upload(build, "w1", &again.lease, "site", UploadKind::Zip)
+            .expect("begun")
+            .write_all_from(|| chunks.next())
+            .expect("written");
+        state
+            .finish_upload(upload, "w1", &again.lease)
+            .expect("in place");
+        let paths: Vec<String> = list_artifacts(&dir)
+            .expect("list")
+            .into_iter()
+            .map(|a| a.path)
+            .collect();
+        assert_eq!(paths, ["site/css/site.css", "site/index.html"]);
+    }
 }

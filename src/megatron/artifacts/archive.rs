@@ -4,7 +4,7 @@
 //! byte actually written counts against the build's cap.
 
 use super::error::{ArtifactError, Result};
-use super::files::{TempPath, CHUNK};
+use super::files::{create_folders, TempPath, CHUNK};
 use super::paths::path_problem;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -105,34 +105,71 @@ fn check_entries<R: Read + io::Seek>(zip: &mut zip::ZipArchive<R>) -> Result<Vec
     Ok(entries)
 }
 
+/// How far an extraction has come, told to its caller before each entry and
+/// after each piece written.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Entries begun so far.
+    pub entries: usize,
+    /// Bytes written so far, counted as written, whatever the entries'
+    /// headers claim.
+    pub bytes: u64,
+}
+
 /// Extracts the zip at `archive` into the folder `target` (replacing what is
 /// there), writing at most `allowance` bytes; `cap` is named in the error.
 /// Refuses, leaving nothing behind, an archive with an entry that could
 /// escape `target` or is not a plain file or folder, and one whose contents
 /// exceed the allowance. Returns the bytes written.
 pub fn extract_zip(archive: &Path, target: &Path, allowance: u64, cap: u64) -> Result<u64> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| ArtifactError::BadPath(format!("{} has no folder", target.display())))?;
+    let (temp, written) = extract_zip_in(archive, parent, &mut |progress| {
+        if progress.bytes > allowance {
+            return Err(ArtifactError::TooLarge { cap });
+        }
+        Ok(())
+    })?;
+    temp.persist(target)?;
+    Ok(written)
+}
+
+/// Extracts the zip at `archive` into a new temp folder in `parent`, and
+/// returns it with the bytes written; the caller renames it into place, or
+/// drops it, which removes it. `progress` is told before each entry and
+/// after each piece written; its error stops the extraction, and nothing is
+/// left behind. Folders are made one level at a time below the temp folder,
+/// so an extraction whose folder was taken away (its build requeued) fails
+/// rather than making it again.
+pub fn extract_zip_in(
+    archive: &Path,
+    parent: &Path,
+    progress: &mut dyn FnMut(Progress) -> Result<()>,
+) -> Result<(TempPath, u64)> {
     let reader = BufReader::new(File::open(archive)?);
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
         ArtifactError::BadArchive(format!("the upload is not a readable zip archive: {e}"))
     })?;
     let entries = check_entries(&mut zip)?;
-    let parent = target
-        .parent()
-        .ok_or_else(|| ArtifactError::BadPath(format!("{} has no folder", target.display())))?;
     let temp = TempPath::fresh_in(parent)?;
     fs::create_dir(temp.path())?;
     let mut written = 0u64;
     let mut buffer = vec![0u8; CHUNK];
-    for entry in &entries {
+    for (begun, entry) in entries.iter().enumerate() {
+        progress(Progress {
+            entries: begun + 1,
+            bytes: written,
+        })?;
         // Entry paths were checked: relative, no `..`, no empty segments,
         // and nothing created so far is a link, so this stays in `temp`.
         let destination = temp.path().join(&entry.path);
         if entry.dir {
-            fs::create_dir_all(&destination)?;
+            create_folders(temp.path(), &entry.path)?;
             continue;
         }
-        if let Some(folder) = destination.parent() {
-            fs::create_dir_all(folder)?;
+        if let Some((folder, _)) = entry.path.rsplit_once('/') {
+            create_folders(temp.path(), folder)?;
         }
         let mut out = OpenOptions::new()
             .write(true)
@@ -155,15 +192,15 @@ pub fn extract_zip(archive: &Path, target: &Path, allowance: u64, cap: u64) -> R
             if n == 0 {
                 break;
             }
-            // Counted as written, whatever the entry's header claimed.
+            // Counted before it is written.
             written = written.saturating_add(n as u64);
-            if written > allowance {
-                return Err(ArtifactError::TooLarge { cap });
-            }
+            progress(Progress {
+                entries: begun + 1,
+                bytes: written,
+            })?;
             out.write_all(&buffer[..n])?;
         }
         out.sync_all()?;
     }
-    temp.persist(target)?;
-    Ok(written)
+    Ok((temp, written))
 }

@@ -115,23 +115,44 @@ impl TempPath {
 
     /// Renames it over `target` (replacing a file or a whole folder there)
     /// and makes the rename durable.
-    pub fn persist(mut self, target: &Path) -> io::Result<()> {
+    pub fn persist(self, target: &Path) -> io::Result<()> {
+        // What it replaced goes now.
+        drop(self.swap_in(target)?);
+        Ok(())
+    }
+
+    /// Renames it over `target` and makes the rename durable. A folder (or
+    /// anything but a file) in the way is renamed aside first, since
+    /// rename(2) replaces a file atomically but not a folder, and returned:
+    /// dropping it removes it, which may take a while, so a caller holding
+    /// a lock drops it after. If the rename fails, what was there is put
+    /// back.
+    pub fn swap_in(mut self, target: &Path) -> io::Result<Option<TempPath>> {
         let Some(path) = self.path.take() else {
-            return Ok(());
+            return Ok(None);
         };
         let result = (|| {
-            match fs::symlink_metadata(target) {
-                // rename(2) replaces a file atomically, but not a folder.
-                Ok(meta) if meta.is_dir() => fs::remove_dir_all(target)?,
-                Ok(meta) if !meta.is_file() => fs::remove_file(target)?,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            let aside = match fs::symlink_metadata(target) {
+                Ok(meta) if !meta.is_file() => {
+                    let parent = target.parent().unwrap_or(Path::new("."));
+                    let aside = TempPath::fresh_in(parent)?;
+                    fs::rename(target, aside.path())?;
+                    Some(aside)
+                }
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
+            };
+            if let Err(e) = fs::rename(&path, target) {
+                if let Some(old) = aside.and_then(|mut a| a.path.take()) {
+                    let _ = fs::rename(old, target);
+                }
+                return Err(e);
             }
-            fs::rename(&path, target)?;
-            sync_parent(target)
+            sync_parent(target)?;
+            Ok(aside)
         })();
-        if result.is_err() {
+        if result.is_err() && fs::symlink_metadata(&path).is_ok() {
             self.path = Some(path);
         }
         result
@@ -266,6 +287,21 @@ pub fn open_artifact(dir: &Path, path: &str) -> Result<OpenArtifact> {
         size: meta.len(),
         path: served,
     })
+}
+
+/// Takes a build's artifacts away at once and removes them: the folder is
+/// renamed aside first, so an upload of the attempt before that is still
+/// writing (by path) cannot put anything back in it, and a new attempt
+/// starts from no folder at all.
+pub fn discard_build_artifacts(dir: &Path) -> io::Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let aside = TempPath::fresh_in(parent)?;
+    match fs::rename(dir, aside.path()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+    // Dropping `aside` removes what was moved there.
 }
 
 /// Removes a build's artifacts (the horizon dropped the build).

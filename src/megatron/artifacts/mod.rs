@@ -15,20 +15,24 @@
 //! thread (`State::blocking` or `spawn_blocking`).
 
 //! - [`paths`]: names and links; [`files`]: storage and reads;
-//!   [`archive`]: extraction; [`upload`]: an upload under way.
+//!   [`archive`]: extraction; [`upload`]: an upload under way, bound to
+//!   its worker's lease; [`in_flight`]: the bytes of uploads under way,
+//!   counted against the build's cap.
 
 pub mod archive;
 pub mod error;
 pub mod files;
+pub mod in_flight;
 pub mod paths;
 pub mod upload;
 
-pub use archive::{extract_zip, MAX_ENTRIES};
+pub use archive::{extract_zip, extract_zip_in, Progress, MAX_ENTRIES};
 pub use error::{human_bytes, ArtifactError, Result};
 pub use files::{
-    list_artifacts, open_artifact, remove_build_artifacts, used_bytes, OpenArtifact, TempPath,
-    CHUNK,
+    discard_build_artifacts, list_artifacts, open_artifact, remove_build_artifacts, used_bytes,
+    OpenArtifact, TempPath, CHUNK,
 };
+pub use in_flight::{InFlight, Reservation};
 pub use paths::{check_path, content_type, links, path_problem, TEMP_PREFIX};
 pub use upload::Upload;
 

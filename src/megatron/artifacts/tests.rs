@@ -368,3 +368,88 @@ fn links_and_content_types() {
     assert_eq!(human_bytes(1 << 20), "1 MiB");
     assert_eq!(human_bytes(1000), "1000 bytes");
 }
+
+#[test]
+fn an_unzip_stopped_by_its_caller_leaves_nothing() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let archive = temp.path().join("many.zip");
+    let names: Vec<String> = (0..50).map(|i| format!("d{}/f{i}.txt", i % 5)).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+    write_zip(&archive, &files);
+    let parent = temp.path().join("build");
+    fs::create_dir(&parent).expect("mkdir");
+    // As a lease found gone after twenty entries.
+    let mut seen = 0;
+    let error = extract_zip_in(&archive, &parent, &mut |progress| {
+        seen = progress.entries;
+        if progress.entries > 20 {
+            return Err(ArtifactError::BadPath("stopped".into()));
+        }
+        Ok(())
+    })
+    .expect_err("stopped");
+    assert!(matches!(error, ArtifactError::BadPath(_)), "{error}");
+    assert_eq!(seen, 21);
+    assert_eq!(tree(&parent), Vec::<String>::new(), "nothing is left");
+}
+
+#[test]
+fn an_unzip_whose_folder_is_taken_away_does_not_make_it_again() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let archive = temp.path().join("site.zip");
+    write_zip(
+        &archive,
+        &[
+            ("a/one.txt", b"1"),
+            ("b/c/two.txt", b"2"),
+            ("three.txt", b"3"),
+        ],
+    );
+    let parent = temp.path().join("build");
+    fs::create_dir(&parent).expect("mkdir");
+    // As a requeue would, between two entries: the build's folder goes.
+    let error = extract_zip_in(&archive, &parent, &mut |progress| {
+        if progress.entries == 2 && parent.exists() {
+            fs::rename(&parent, temp.path().join("aside")).expect("aside");
+        }
+        Ok(())
+    })
+    .expect_err("its folder is gone");
+    assert!(matches!(error, ArtifactError::Io(_)), "{error}");
+    assert!(!parent.exists(), "the build's folder is not made again");
+}
+
+#[test]
+fn swapping_in_moves_a_folder_aside_and_keeps_the_old_one_on_failure() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let target = temp.path().join("site");
+    fs::create_dir_all(target.join("old")).expect("mkdir");
+    let fresh = TempPath::fresh_in(temp.path()).expect("temp");
+    fs::create_dir(fresh.path()).expect("mkdir");
+    fs::write(fresh.path().join("new.txt"), "new").expect("write");
+    let replaced = fresh.swap_in(&target).expect("swapped");
+    // The old folder waits aside, under a partial name, until dropped.
+    let aside = replaced.expect("the old folder");
+    assert!(aside.path().join("old").is_dir());
+    assert!(target.join("new.txt").is_file());
+    drop(aside);
+    assert_eq!(tree(temp.path()), ["site", "site/new.txt"]);
+
+    // A rename that cannot happen (the temp is gone) puts the old one back.
+    let missing = TempPath::fresh_in(temp.path()).expect("temp");
+    missing.swap_in(&target).expect_err("nothing to rename");
+    assert_eq!(tree(temp.path()), ["site", "site/new.txt"]);
+}
+
+#[test]
+fn discarding_a_builds_artifacts_takes_the_folder_away_at_once() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("artifacts").join("3");
+    fs::create_dir_all(dir.join("site")).expect("mkdir");
+    fs::write(dir.join("site/index.html"), "<p>").expect("write");
+    discard_build_artifacts(&dir).expect("discarded");
+    assert!(!dir.exists());
+    assert_eq!(tree(&temp.path().join("artifacts")), Vec::<String>::new());
+    // No folder: nothing to do.
+    discard_build_artifacts(&dir).expect("nothing there");
+}

@@ -41,6 +41,9 @@ pub(super) struct State {
     pub(super) artifacts: BTreeMap<u64, Vec<(String, String)>>,
     /// Answer every upload with 413 and this error, before its body.
     pub(super) refuse_uploads: Option<String>,
+    /// Hold every upload's answer, its body read, while this is set: an
+    /// upload that takes long.
+    pub(super) hold_uploads: bool,
 }
 
 pub(super) struct FakeMegatron {
@@ -198,8 +201,16 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
 
 fn answer(state: &Mutex<State>, request: Recorded) -> (u16, String) {
     let path = request.path.clone();
+    let put = request.method == "PUT";
     let mut s = state.lock().unwrap();
     s.requests.push(request);
+    if put && s.hold_uploads {
+        drop(s);
+        while state.lock().unwrap().hold_uploads {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        s = state.lock().unwrap();
+    }
     if path == "claim" {
         if s.failing_claims > 0 {
             s.failing_claims -= 1;
