@@ -29,6 +29,7 @@ pub mod megatron;
 pub mod model;
 pub mod process;
 pub mod protocol;
+pub mod reporter;
 pub mod server;
 pub mod store;
 pub mod sync;

@@ -1,6 +1,6 @@
 //! The composition root: opens the megatron's state, builds the router (the
 //! JSON API and the pages), starts the background loops (leases, time
-//! schedulers, polling, SIGHUP reloads) and serves until the shutdown future
+//! schedulers, polling, commit statuses, SIGHUP reloads) and serves until the shutdown future
 //! given by the caller completes. `main` passes ctrl-c, tests and the demo
 //! pass their own.
 
@@ -78,6 +78,7 @@ pub async fn serve_state_with(
     let timed = tokio::spawn(crate::triggers::time::time_loop(state.clone()));
     let hangups = tokio::spawn(reload_on_sighup(state.clone()));
     let polls = tokio::spawn(crate::triggers::poll::poll_loop(state.clone()));
+    let statuses = tokio::spawn(crate::reporter::report_loop(state.clone()));
     let stopping = state.clone();
     let shutdown = async move {
         shutdown.await;
@@ -92,6 +93,7 @@ pub async fn serve_state_with(
     polls.abort();
     timed.abort();
     hangups.abort();
+    statuses.abort();
     // What was written is made durable before the process goes.
     let flushed = state.blocking(|s| s.store.flush()).await;
     result?;

@@ -11,6 +11,7 @@ mod accept;
 pub mod access;
 pub mod choose;
 pub mod diagnostic;
+pub mod forges;
 pub mod graph;
 pub mod limits;
 pub mod locate;

@@ -77,6 +77,7 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         "repos",
         "public_url",
         "max_log_mb",
+        "forges",
     ];
     let Some(top) = reader.fields(value, "", &keys) else {
         return spec;
@@ -166,6 +167,9 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(repos) = top.get("repos") {
         spec.repos = read_repo_policy(reader, repos);
+    }
+    if let Some(forges) = top.get("forges") {
+        spec.forges = super::forges::read_forges(reader, forges);
     }
     if let Some(cap) = top.get("max_log_mb") {
         spec.max_log_mb = reader

@@ -64,6 +64,15 @@ pub struct CybertronSpec {
     /// The most log one step keeps, in MiB; past it the log is cut with a
     /// marker (the step runs on).
     pub max_log_mb: u64,
+    /// Where commit statuses go: the forges and the repos each hosts.
+    pub forges: Vec<super::forges::ForgeSpec>,
+}
+
+impl CybertronSpec {
+    /// The forge that hosts the repo at `url`, if one does.
+    pub fn forge_for(&self, url: &str) -> Option<&super::forges::ForgeSpec> {
+        self.forges.iter().find(|f| f.hosts(url))
+    }
 }
 
 /// How often repos are polled when cybertron does not say.

@@ -262,3 +262,66 @@ fn the_horizon_is_a_count_or_a_policy() {
         (50, Some(30), true)
     );
 }
+
+#[test]
+fn forges_take_a_host_or_an_api_and_repos() {
+    let ok = cybertron(
+        r#"cybertron = #{ workers: #{ w: #{} }, forges: #{
+            "github.com": #{ type: "github", token: #{ env: "GITHUB_TOKEN" } },
+            "gl.example.com": #{ type: "gitlab", token: #{ file: "/etc/t" }, concurrency: 2 },
+            local: #{ type: "forgejo", api: "http://127.0.0.1:3000/api/v1/", repos: ["/srv/git/*"], token: #{ env: "T" } },
+        } };"#,
+    );
+    let forges = &ok.spec.forges;
+    assert_eq!(forges.len(), 3);
+    let github = ok
+        .spec
+        .forge_for("https://github.com/acme/app.git")
+        .expect("github");
+    assert_eq!(github.api, "https://api.github.com");
+    assert_eq!(github.concurrency, 4);
+    let gitlab = ok
+        .spec
+        .forge_for("git@gl.example.com:group/app.git")
+        .expect("gitlab");
+    assert_eq!(gitlab.api, "https://gl.example.com/api/v4");
+    assert_eq!(gitlab.concurrency, 2);
+    let local = ok.spec.forge_for("/srv/git/acme/app").expect("local");
+    assert_eq!(local.api, "http://127.0.0.1:3000/api/v1");
+    assert!(ok.spec.forge_for("https://example.org/acme/app").is_none());
+
+    let bad = evaluate_cybertron(
+        "cybertron.rhai",
+        br#"cybertron = #{ forges: #{
+            "github.com": #{ type: "gitbucket", token: #{ env: "X" } },
+            local: #{ type: "gitea", token: "abc" },
+        } };"#
+            .to_vec(),
+        &Limits::default(),
+    );
+    let messages = messages(&bad).join("\n");
+    assert!(
+        messages.contains("unknown forge type \"gitbucket\""),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("say where its API is (\"api\")"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("say which repos it hosts (\"repos\")"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("the token itself never goes in cybertron"),
+        "{messages}"
+    );
+    assert!(
+        !messages.contains("abc"),
+        "the token is not echoed: {messages}"
+    );
+    assert!(
+        !messages.contains("\"github.com\" is not a host"),
+        "{messages}"
+    );
+}

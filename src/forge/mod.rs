@@ -20,6 +20,7 @@ pub mod delivery;
 pub mod push;
 pub mod secret;
 pub mod signature;
+pub mod status;
 
 pub use delivery::{detect, Event, Forge, HookError, MAX_PAYLOAD};
 pub use push::{parse, Change, Push};

@@ -57,6 +57,7 @@ impl State {
             build.lease = Some(lease.clone());
             build.attempts += 1;
             build.started = Some(now_ms());
+            self.ask_status(&mut build);
             self.store.put_build(&build)?;
             Ok((build, get))
         })()

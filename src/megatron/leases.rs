@@ -96,6 +96,8 @@ impl State {
                 tracing::warn!(build = id, worker = %running.worker, "lease expired; requeueing");
                 self.reset_for_rerun(&mut build)?;
                 build.result_reason = Some(format!("{lost}; requeued"));
+                build.state = BuildState::Queued;
+                self.ask_status(&mut build);
                 self.store.requeue_build(&mut build)?;
                 if let Some(sequence) = build.queue_sequence {
                     lock(&self.dispatcher).enqueue(sequence, pending_of(&build));
@@ -115,6 +117,7 @@ impl State {
                 });
                 build.finished = Some(now_ms());
                 build.lease = None;
+                self.ask_status(&mut build);
                 self.store.put_build(&build)?;
                 self.apply_horizon(&build.builder)?;
             }

@@ -14,6 +14,7 @@
 //! - [`horizon`]: history kept per builder.
 //! - [`artifacts`]: uploads, archives and reads of build results.
 //! - [`workers`]: the workers as people see them; why pending builds wait.
+//! - [`statuses`]: the commit status each build calls for, into the outbox.
 //! - [`usage`]: disk used per repo and builder, counted; [`disk_use`] its answer.
 
 pub mod artifacts;
@@ -27,6 +28,7 @@ pub mod queue;
 pub mod reports;
 pub mod repos;
 pub mod state;
+pub mod statuses;
 pub mod usage;
 pub mod workers;
 

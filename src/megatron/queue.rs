@@ -236,8 +236,15 @@ impl State {
             pins: request.pins,
             revisions: BTreeMap::new(),
             got: BTreeMap::new(),
+            reporting: None,
         };
-        let build = self.store.create_build(record)?;
+        let mut build = self.store.create_build(record)?;
+        {
+            let _write = lock(&self.build_write);
+            if self.ask_status(&mut build) {
+                self.store.put_build(&build)?;
+            }
+        }
         if collapse {
             self.collapse_older(&build)?;
         }
@@ -264,6 +271,7 @@ impl State {
             older.result = Some(BuildResult::Cancelled);
             older.result_reason = Some(format!("collapsed into the newer build {}", newer.id));
             older.finished = Some(now_ms());
+            self.ask_status(&mut older);
             self.store.put_build(&older)?;
         }
         Ok(())
@@ -320,6 +328,7 @@ impl State {
             if build.cancelled_by.is_none() {
                 build.cancelled_by = by.map(str::to_string);
             }
+            self.ask_status(&mut build);
             self.store.put_build(&build)?;
             build
         };

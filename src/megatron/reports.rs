@@ -45,6 +45,7 @@ impl State {
             )));
         }
         let value = change(&mut build)?;
+        self.ask_status(&mut build);
         self.store.put_build(&build)?;
         Ok(value)
     }
@@ -201,6 +202,8 @@ impl State {
             let mut build = self.store.build(id)?;
             build.attempts = build.attempts.saturating_sub(1);
             self.reset_for_rerun(&mut build)?;
+            build.state = BuildState::Queued;
+            self.ask_status(&mut build);
             self.store.requeue_build(&mut build)?;
             let mut dispatcher = lock(&self.dispatcher);
             dispatcher.release(id);

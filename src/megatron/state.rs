@@ -86,6 +86,9 @@ pub struct State {
     /// Woken when a build changes (cancel, new output, end): heartbeat and
     /// log-follow long-polls wait on it.
     pub build_changed: Notify,
+    /// Woken when a commit status is put in the outbox: the reporter waits
+    /// on it.
+    pub statuses_waiting: Notify,
     /// Counts every change of a build or the queue; live pages watch it, so
     /// one that was busy when a change came still sees it.
     pub changes: tokio::sync::watch::Sender<u64>,
@@ -173,6 +176,7 @@ impl State {
             dispatcher: Mutex::new(Dispatcher::default()),
             queue_changed: Notify::new(),
             build_changed: Notify::new(),
+            statuses_waiting: Notify::new(),
             changes: tokio::sync::watch::Sender::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             repos: RwLock::new(HashMap::new()),

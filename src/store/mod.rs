@@ -16,6 +16,7 @@
 //! - `access`: people's tokens (`token/` + sha256 → [`PersonToken`]), browser
 //!   sessions (`session/` + sha256 → [`SessionRecord`]) and one-time login
 //!   links (`link/` + sha256 → [`LoginLink`]); see `access`
+//! - `outbox`: commit statuses waiting to be posted (see `outbox`)
 //! - `meta`: counters (next build number per builder), and under `heads/`
 //!   the branch heads the poller last saw (see `heads`)
 //!
@@ -26,6 +27,7 @@
 mod access;
 mod heads;
 mod logs;
+pub mod outbox;
 mod records;
 mod schedule;
 
@@ -66,6 +68,7 @@ pub struct Store {
     tokens: Tree,
     meta: Tree,
     access: Tree,
+    outbox: Tree,
     log_files: logs::LogFiles,
 }
 
@@ -152,6 +155,7 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             meta: db.open_tree("meta")?,
             access: db.open_tree("access")?,
+            outbox: db.open_tree("outbox")?,
             log_files: logs::LogFiles::open(dir.join("logs"))?,
             db,
         };

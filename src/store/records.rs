@@ -2,6 +2,7 @@
 //! They are also what the API shows, so their field names are the API's.
 
 use crate::config::{Builder, Diagnostic, Graph};
+use crate::forge::status::StatusState;
 use crate::protocol::BuildResult;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -140,6 +141,33 @@ pub struct BuildRecord {
     /// The builds whose results the get step fetched: builder → build id.
     #[serde(default)]
     pub got: BTreeMap<String, u64>,
+    /// How its commit status is going to the repo's forge, when cybertron
+    /// names one for the repo.
+    #[serde(default)]
+    pub reporting: Option<ForgeReport>,
+}
+
+/// A build's commit status on its forge: what was last asked, what was last
+/// posted, and the last error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForgeReport {
+    /// The cybertron forge's name.
+    pub forge: String,
+    /// `constructicon/<builder>`.
+    pub context: String,
+    /// The state last asked for: pending, running, success, failure, error,
+    /// cancelled.
+    #[schema(value_type = String)]
+    pub state: StatusState,
+    /// The description last asked for.
+    pub asked: String,
+    /// The state the forge last took, if any yet.
+    #[schema(value_type = Option<String>)]
+    pub posted: Option<StatusState>,
+    /// Unix milliseconds of that post.
+    pub posted_at: Option<u64>,
+    /// Why the last try failed, until one succeeds.
+    pub error: Option<String>,
 }
 
 /// One step of a build, with its timings and the size of its output.

@@ -59,6 +59,7 @@ fn queued(builder_name: &str) -> BuildRecord {
         pins: BTreeMap::new(),
         revisions: BTreeMap::new(),
         got: BTreeMap::new(),
+        reporting: None,
     }
 }
 

@@ -83,6 +83,9 @@ struct BuildPage {
     steps: Vec<StepView>,
     provenance: Provenance,
     offsets: String,
+    /// The commit status on the forge: (context, forge, what was posted
+    /// and asked, the last error).
+    reporting: Option<(String, String, String, Option<String>)>,
 }
 
 fn when(ms: u64, now: u64) -> (String, String, String) {
@@ -206,6 +209,20 @@ fn build_page(
         links: links(id, &build.spec.url).into_iter().collect(),
         steps,
         provenance: build.provenance.clone(),
+        reporting: build.reporting.as_ref().map(|r| {
+            let word = |s: crate::forge::status::StatusState| s.as_str();
+            let posted = match r.posted {
+                Some(posted) if posted == r.state => format!("{} posted", word(posted)),
+                Some(posted) => format!("{} posted, {} waiting", word(posted), word(r.state)),
+                None => format!("{} waiting", word(r.state)),
+            };
+            (
+                r.context.clone(),
+                r.forge.clone(),
+                format!("{posted}: {}", r.asked),
+                r.error.clone(),
+            )
+        }),
         offsets: offsets.join(","),
         builder: build.builder,
         repo: build.repo,

@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["alloc", "sync", "model"]),
     // Wire and disk forms.
     ("protocol", &["config", "model"]),
-    ("store", &["config", "protocol", "model"]),
+    ("store", &["config", "protocol", "model", "forge"]),
     // Forge wire formats: payloads, signatures.
     ("forge", &["config", "model"]),
     // The domain core: no HTTP, no triggers.
@@ -46,6 +46,11 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "megatron", "store", "config", "model", "forge", "sync", "token",
         ],
+    ),
+    // Commit statuses out to the forges.
+    (
+        "reporter",
+        &["megatron", "store", "config", "forge", "sync"],
     ),
     // What starts builds besides a person.
     (
@@ -66,16 +71,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "web",
         &[
-            "http", "access", "megatron", "store", "config", "protocol", "model", "sync", "token",
-            "humanize",
+            "http", "access", "megatron", "store", "config", "protocol", "model", "forge", "sync",
+            "token", "humanize",
         ],
     ),
     // The composition root: state, router and loops together.
     (
         "server",
         &[
-            "web", "http", "triggers", "megatron", "store", "config", "protocol", "model", "sync",
-            "process",
+            "web", "http", "triggers", "reporter", "megatron", "store", "config", "protocol",
+            "model", "sync", "process",
         ],
     ),
     // The worker: could be its own crate.

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_forge;
 pub mod system;
 
 use std::ffi::OsStr;
