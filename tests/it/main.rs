@@ -21,6 +21,7 @@ mod polling;
 mod reload;
 mod resilience;
 mod shutdown;
+mod spool;
 mod stdlib;
 mod system;
 mod timed;
