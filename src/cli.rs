@@ -169,6 +169,13 @@ pub struct WorkerArgs {
     /// Between SIGTERM and SIGKILL when a step is stopped, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5_000, hide = true)]
     pub kill_grace_ms: u64,
+    /// Disk a step's output may take (in <workdir>/spool/) while the
+    /// megatron is unreachable, in MiB; beyond it the step waits.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub spool_mb: u64,
+    /// Output held in memory while it waits to be sent, in KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 64 * 1024, hide = true)]
+    pub log_queue_kb: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 const CYBERTRON: &str = include_str!("../../examples/demo/cybertron.rhai");
 const HELLO: &str = include_str!("../../examples/demo/hello/constructicon.rhai");
@@ -141,15 +140,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
 
         let stop_worker = Arc::new(AtomicBool::new(false));
-        let worker_config = crate::worker::WorkerConfig {
-            megatron: format!("http://{address}"),
-            name: WORKER.to_string(),
-            token,
-            workdir: data.join("worker"),
-            claim_wait: Duration::from_secs(30),
-            kill_grace: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(5),
-        };
+        let worker_config = crate::worker::WorkerConfig::new(
+            &format!("http://{address}"),
+            WORKER,
+            &token,
+            data.join("worker"),
+        );
         let worker_stop = stop_worker.clone();
         let worker = std::thread::spawn(move || crate::worker::run(worker_config, worker_stop));
 

@@ -27,6 +27,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         claim_wait: Duration::from_millis(args.claim_wait_ms),
         kill_grace: Duration::from_millis(args.kill_grace_ms),
         max_backoff: Duration::from_secs(5),
+        log_queue_bytes: args.log_queue_kb << 10,
+        spool_bytes: args.spool_mb << 20,
     };
     let shutdown = shutdown_flag()?;
     crate::worker::run(config, shutdown)?;

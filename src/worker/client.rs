@@ -8,6 +8,7 @@
 //! is surfaced as [`CallError::LeaseLost`]; any other 4xx is an answer the
 //! caller must handle ([`CallError::Rejected`]).
 
+use super::spool::Spool;
 use crate::protocol::{ErrorBody, WORKER_HEADER};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,9 +34,9 @@ const LOG_BATCH: usize = 64 * 1024;
 const LOG_FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The largest body of one log call.
 const LOG_CHUNK: usize = 256 * 1024;
-/// Output kept in memory while the megatron is unreachable; beyond it the
-/// oldest is dropped and a marker line says so.
-const LOG_QUEUE_LIMIT: usize = 64 * 1024 * 1024;
+/// Output kept in memory while it waits to be sent, unless the worker is
+/// told otherwise ([`super::WorkerConfig::log_queue_bytes`]).
+pub const LOG_QUEUE_LIMIT: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -188,6 +189,19 @@ impl Client {
         hold: Duration,
         give_up: &dyn Fn() -> bool,
     ) -> Result<Reply, CallError> {
+        self.call_noting(path, body, hold, give_up, &|| {})
+    }
+
+    /// [`Client::call`], calling `unanswered` after every attempt that got
+    /// no answer (the megatron away, or failing with a 5xx).
+    pub fn call_noting(
+        &self,
+        path: &str,
+        body: &Body,
+        hold: Duration,
+        give_up: &dyn Fn() -> bool,
+        unanswered: &dyn Fn(),
+    ) -> Result<Reply, CallError> {
         let mut backoff = Backoff::new(self.max_backoff);
         loop {
             if give_up() {
@@ -197,6 +211,7 @@ impl Client {
                 Ok(reply) => return Ok(reply),
                 Err(AttemptError::Answer(error)) => return Err(error),
                 Err(AttemptError::Transient(message)) => {
+                    unanswered();
                     let wait = backoff.next_wait();
                     tracing::warn!("{message}; retrying in {wait:?}");
                     if !sleep_unless(wait, give_up) {
@@ -277,12 +292,20 @@ pub fn sleep_unless(duration: Duration, give_up: &dyn Fn() -> bool) -> bool {
 
 /// Streams one step's output to the megatron from a thread of its own, in
 /// order, batched, bounded in memory. Nothing is dropped while the sender
-/// lives: when the queue is full, [`LogStream::push`] waits for room, so the
-/// step's pipe is not read and the step waits (back-pressure) instead of
-/// its output being lost. [`LogStream::close`] sends the rest.
+/// lives. Output waits in a queue of bounded size; when it is full:
+///
+/// - while the megatron answers, [`LogStream::push`] waits for room, so the
+///   step's pipe is not read and the step waits (back-pressure);
+/// - while the megatron is unreachable (no answer, or a 5xx), output goes
+///   to the step's [`Spool`] on disk and the step runs on. Once anything is
+///   spooled, newer output follows it there, so the spool is sent in order
+///   before it; when the spool is full, the step waits again.
+///
+/// [`LogStream::close`] sends the rest.
 pub struct LogStream {
     shared: Arc<(Mutex<LogQueue>, Condvar)>,
-    /// Woken when the sender took a batch: room in the queue.
+    /// Woken when the sender took a batch or found the megatron away: room
+    /// in the queue, or a spool to write to.
     room: Arc<Condvar>,
     give_up: Arc<dyn Fn() -> bool + Send + Sync>,
     sender: Option<JoinHandle<Result<(), CallError>>>,
@@ -290,9 +313,16 @@ pub struct LogStream {
 
 #[derive(Default)]
 struct LogQueue {
-    /// Output not yet sent, oldest first.
+    /// Output not yet sent, oldest first; all of it older than the spool's.
     pending: VecDeque<Vec<u8>>,
     pending_bytes: usize,
+    /// The most `pending` holds before output waits or is spooled.
+    limit: usize,
+    /// Output that came while the queue was full and the megatron away, and
+    /// everything after it until the spool is empty again.
+    spool: Spool,
+    /// The sender's last attempt got no answer: the megatron is away.
+    away: bool,
     /// When the oldest pending byte arrived: batching counts from it.
     oldest: Option<Instant>,
     /// Bytes dropped since the last send, for the marker line: only once
@@ -306,15 +336,31 @@ struct LogQueue {
     capped: bool,
 }
 
+impl LogQueue {
+    /// Bytes waiting to be sent, in memory and spooled.
+    fn waiting(&self) -> u64 {
+        self.pending_bytes as u64 + self.spool.unread()
+    }
+}
+
 impl LogStream {
     /// Starts the sender thread for `path` (the step's log URL with its
-    /// lease). `give_up` stops retries: shutdown or a lost lease.
+    /// lease), with at most `limit` bytes waiting in memory and `spool` for
+    /// more while the megatron is away. `give_up` stops retries: shutdown or
+    /// a lost lease.
     pub fn start(
         client: Client,
         path: String,
+        limit: usize,
+        spool: Spool,
         give_up: Arc<dyn Fn() -> bool + Send + Sync>,
     ) -> anyhow::Result<LogStream> {
-        let shared = Arc::new((Mutex::new(LogQueue::default()), Condvar::new()));
+        let queue = LogQueue {
+            limit,
+            spool,
+            ..LogQueue::default()
+        };
+        let shared = Arc::new((Mutex::new(queue), Condvar::new()));
         let room = Arc::new(Condvar::new());
         let sender = {
             let (shared, room, give_up) = (shared.clone(), room.clone(), give_up.clone());
@@ -323,7 +369,10 @@ impl LogStream {
                 .spawn(move || {
                     let result = send_loop(&client, &path, &shared, &room, &*give_up);
                     let (lock, _) = &*shared;
-                    lock.lock().unwrap_or_else(|p| p.into_inner()).sender_gone = true;
+                    let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    queue.sender_gone = true;
+                    // Nothing more of it will be sent.
+                    queue.spool.discard();
                     room.notify_all();
                     result
                 })?
@@ -342,33 +391,66 @@ impl LogStream {
         }
         let (lock, ready) = &*self.shared;
         let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.capped {
-            return;
-        }
-        queue.pending.push_back(bytes.to_vec());
-        queue.pending_bytes += bytes.len();
-        queue.oldest.get_or_insert_with(Instant::now);
-        if queue.pending_bytes >= LOG_BATCH {
-            ready.notify_one();
-        }
-        // Back-pressure: wait for the sender to make room, as long as it
-        // can send at all.
-        while queue.pending_bytes > LOG_QUEUE_LIMIT && !queue.sender_gone && !(self.give_up)() {
+        loop {
+            if queue.capped {
+                return;
+            }
+            if queue.sender_gone || (self.give_up)() {
+                // Nothing more will be sent: keep the newest output within
+                // the limit, count the rest for the marker line.
+                queue.pending.push_back(bytes.to_vec());
+                queue.pending_bytes += bytes.len();
+                while queue.pending_bytes > queue.limit {
+                    match queue.pending.pop_front() {
+                        Some(oldest) => {
+                            queue.pending_bytes -= oldest.len();
+                            queue.dropped += oldest.len();
+                        }
+                        None => break,
+                    }
+                }
+                return;
+            }
+            if queue.spool.is_empty() && queue.pending_bytes < queue.limit {
+                queue.pending.push_back(bytes.to_vec());
+                queue.pending_bytes += bytes.len();
+                queue.oldest.get_or_insert_with(Instant::now);
+                if queue.pending_bytes >= LOG_BATCH {
+                    ready.notify_one();
+                }
+                return;
+            }
+            // Output goes to the spool while the megatron is away, and after
+            // that for as long as the spool holds anything, so that it keeps
+            // its order.
+            let spooling = queue.away || !queue.spool.is_empty();
+            if spooling && queue.spool.has_room(bytes.len()) {
+                if queue.spool.is_empty() {
+                    tracing::info!(
+                        "the megatron is unreachable: the step's output goes to {}",
+                        queue.spool.path().display()
+                    );
+                }
+                match queue.spool.append(bytes) {
+                    Ok(()) => {
+                        queue.oldest.get_or_insert_with(Instant::now);
+                        ready.notify_one();
+                        return;
+                    }
+                    Err(error) => tracing::warn!(
+                        "spooling the log to {}: {error}; the step waits for the megatron",
+                        queue.spool.path().display()
+                    ),
+                }
+            }
+            // Back-pressure: wait for the sender to make room, or to find
+            // the megatron away.
             ready.notify_one();
             queue = self
                 .room
                 .wait_timeout(queue, Duration::from_millis(200))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
-        }
-        while queue.pending_bytes > LOG_QUEUE_LIMIT {
-            match queue.pending.pop_front() {
-                Some(oldest) => {
-                    queue.pending_bytes -= oldest.len();
-                    queue.dropped += oldest.len();
-                }
-                None => break,
-            }
         }
     }
 
@@ -405,19 +487,20 @@ fn send_loop(
     give_up: &dyn Fn() -> bool,
 ) -> Result<(), CallError> {
     let (lock, ready) = shared;
+    let lock_queue = || lock.lock().unwrap_or_else(|p| p.into_inner());
     // Where the next batch starts in the step's output: the megatron knows
     // a batch sent again by it and stores it once.
     let mut offset: u64 = 0;
     loop {
         let batch = {
-            let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut queue = lock_queue();
             loop {
                 let due = queue
                     .oldest
                     .map(|oldest| oldest + LOG_FLUSH_EVERY)
-                    .filter(|_| queue.pending_bytes > 0 || queue.dropped > 0);
+                    .filter(|_| queue.waiting() > 0 || queue.dropped > 0);
                 let now = Instant::now();
-                let full = queue.pending_bytes >= LOG_BATCH;
+                let full = queue.waiting() >= LOG_BATCH as u64;
                 if queue.closed || full || due.is_some_and(|due| now >= due) {
                     break;
                 }
@@ -427,7 +510,7 @@ fn send_loop(
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
             }
-            if queue.pending_bytes == 0 && queue.dropped == 0 {
+            if queue.waiting() == 0 && queue.dropped == 0 {
                 // Closed and nothing left.
                 return Ok(());
             }
@@ -437,7 +520,13 @@ fn send_loop(
         };
         let at = format!("{path}&offset={offset}");
         offset += batch.len() as u64;
-        match client.call(&at, &Body::Bytes(&batch), Duration::ZERO, give_up) {
+        let away = || {
+            lock_queue().away = true;
+            room.notify_all();
+        };
+        let sent = client.call_noting(&at, &Body::Bytes(&batch), Duration::ZERO, give_up, &away);
+        lock_queue().away = false;
+        match sent {
             Ok(_) => {}
             Err(CallError::Rejected {
                 status: 413,
@@ -446,10 +535,11 @@ fn send_loop(
                 // The log reached its cap: nothing more of it is kept, so
                 // nothing more is sent.
                 tracing::info!("{message}");
-                let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let mut queue = lock_queue();
                 queue.capped = true;
                 queue.pending.clear();
                 queue.pending_bytes = 0;
+                queue.spool.discard();
                 queue.oldest = None;
                 room.notify_all();
             }
@@ -466,8 +556,9 @@ fn send_loop(
     }
 }
 
-/// Up to [`LOG_CHUNK`] bytes from the front of the queue, led by a marker
-/// line when output was dropped.
+/// Up to [`LOG_CHUNK`] bytes from the front of the queue, then of the
+/// spool, led by a marker line when output was dropped. A spool that cannot
+/// be read back is lost, and a marker line says so where it would have been.
 fn take_batch(queue: &mut LogQueue) -> Vec<u8> {
     let mut batch = Vec::new();
     if queue.dropped > 0 {
@@ -495,7 +586,26 @@ fn take_batch(queue: &mut LogQueue) -> Vec<u8> {
             queue.pending_bytes -= room;
         }
     }
-    queue.oldest = if queue.pending.is_empty() {
+    let room = LOG_CHUNK.saturating_sub(batch.len());
+    if room > 0 && !queue.spool.is_empty() {
+        let unread = queue.spool.unread();
+        match queue.spool.take(room) {
+            Ok(bytes) => batch.extend_from_slice(&bytes),
+            Err(error) => {
+                tracing::error!(
+                    "reading the spool {}: {error}; {unread} bytes of the log are lost",
+                    queue.spool.path().display()
+                );
+                batch.extend_from_slice(
+                    format!(
+                        "\n[constructicon: {unread} bytes of output lost: the worker could not read them back from its spool ({error})]\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    }
+    queue.oldest = if queue.waiting() == 0 {
         None
     } else {
         Some(Instant::now())
@@ -545,6 +655,39 @@ mod tests {
         assert!(batch.ends_with(&[b'b'; 20]));
         assert_eq!(queue.pending_bytes, 0);
         assert!(queue.oldest.is_none());
+    }
+
+    #[test]
+    fn the_spool_follows_the_queue_and_a_spool_lost_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1-1");
+        let mut queue = LogQueue {
+            spool: Spool::new(path.clone(), 1024),
+            ..LogQueue::default()
+        };
+        queue.pending.push_back(b"one\n".to_vec());
+        queue.pending_bytes = 4;
+        queue.spool.append(b"two\n").unwrap();
+        assert_eq!(take_batch(&mut queue), b"one\ntwo\n");
+        assert!(queue.oldest.is_none());
+        assert!(!path.exists());
+
+        queue.pending.push_back(b"three\n".to_vec());
+        queue.pending_bytes = 6;
+        queue.spool.append(b"four\nfive\n").unwrap();
+        // The file is cut under the worker: what it held cannot be sent.
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let batch = String::from_utf8(take_batch(&mut queue)).unwrap();
+        assert!(
+            batch.starts_with("three\n\n[constructicon: 10 bytes of output lost: the worker could not read them back from its spool"),
+            "{batch}"
+        );
+        assert_eq!(queue.waiting(), 0);
     }
 
     #[test]

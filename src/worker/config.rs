@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The spool's default bound, in MiB; `--spool-mb` in `cli.rs` says the same.
+const DEFAULT_SPOOL_MB: u64 = 1024;
+
 /// Everything a worker is told at start.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -20,11 +23,17 @@ pub struct WorkerConfig {
     pub kill_grace: Duration,
     /// The longest wait between retries of a failed call.
     pub max_backoff: Duration,
+    /// The most of a step's output held in memory while it waits to be
+    /// sent.
+    pub log_queue_bytes: usize,
+    /// The most of a step's output kept on disk, in `<workdir>/spool/`,
+    /// while the megatron is unreachable; beyond it the step waits.
+    pub spool_bytes: u64,
 }
 
 impl WorkerConfig {
     /// A config with the default intervals: 30 s claims, 5 s kill grace,
-    /// 5 s maximum backoff.
+    /// 5 s maximum backoff; 64 MiB of output in memory, 1 GiB spooled.
     pub fn new(megatron: &str, name: &str, token: &str, workdir: PathBuf) -> WorkerConfig {
         WorkerConfig {
             megatron: megatron.to_string(),
@@ -34,6 +43,8 @@ impl WorkerConfig {
             claim_wait: Duration::from_secs(30),
             kill_grace: Duration::from_secs(5),
             max_backoff: Duration::from_secs(5),
+            log_queue_bytes: super::client::LOG_QUEUE_LIMIT,
+            spool_bytes: DEFAULT_SPOOL_MB << 20,
         }
     }
 }

@@ -15,7 +15,8 @@
 //! the build was cancelled or the checkout failed, since the build folder is
 //! then not the build's.
 //!
-//! - [`client`]: HTTP calls with retry, the batched log stream.
+//! - [`client`]: HTTP calls with retry, the batched log stream;
+//!   [`spool`]: its output on disk while the megatron is unreachable.
 //! - [`workspace`]: folders and bringing one git checkout to a revision.
 //! - [`deps`]: the checkout step: the repo, its deps, the sweep.
 //! - [`get`], [`upload`] and [`transfer`]: artifacts in and out.
@@ -35,6 +36,7 @@ pub mod exec;
 pub mod get;
 pub mod output;
 mod runner;
+pub mod spool;
 pub mod transfer;
 pub mod upload;
 pub mod workspace;
@@ -66,6 +68,14 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
     // Steps and git see the workdir whatever the process's folder is.
     config.workdir = std::path::absolute(&config.workdir)
         .with_context(|| format!("resolving the workdir {}", config.workdir.display()))?;
+    // A spool left by an earlier worker process belongs to a build that was
+    // given back or requeued when that process went: no lease would take it.
+    let spool = config.workdir.join("spool");
+    match spool::remove_strays(&spool) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} spool files of an earlier worker process"),
+        Err(error) => tracing::warn!("removing old spool files in {}: {error}", spool.display()),
+    }
     let client = Client::new(
         &config.megatron,
         &config.name,

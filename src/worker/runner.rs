@@ -10,6 +10,7 @@ use super::deps;
 use super::exec::{self, StepOutcome, StepSpec};
 use super::get;
 use super::output::Warnings;
+use super::spool::Spool;
 use super::upload;
 use super::workspace::{StepError, Workspace};
 use crate::protocol::{
@@ -116,9 +117,18 @@ impl JobRunner<'_> {
 
         let control = self.control.clone();
         let log_path = self.path(&format!("steps/{n}/log?lease={}", url_encode(&lease)));
+        let spool = Spool::new(
+            self.config
+                .workdir
+                .join("spool")
+                .join(format!("{}-{n}", self.job.build)),
+            self.config.spool_bytes,
+        );
         let stream = LogStream::start(
             self.client.clone(),
             log_path,
+            self.config.log_queue_bytes,
+            spool,
             Arc::new(move || control.give_up()),
         )
         .map_err(|e| Abort::Refused(format!("starting the log thread: {e}")))?;

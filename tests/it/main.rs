@@ -22,6 +22,7 @@ mod reload;
 mod resilience;
 mod shutdown;
 mod statuses;
+mod spool;
 mod stdlib;
 mod system;
 mod timed;

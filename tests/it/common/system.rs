@@ -312,6 +312,16 @@ impl Worker {
     }
 
     pub fn start_with_token(megatron: &Megatron, name: &str, token: &str) -> Worker {
+        Worker::spawn(megatron, name, token, &[])
+    }
+
+    /// [`Worker::start`] with more command-line flags.
+    pub fn start_with_flags(megatron: &Megatron, name: &str, flags: &[&str]) -> Worker {
+        let token = megatron.token(name);
+        Worker::spawn(megatron, name, &token, flags)
+    }
+
+    fn spawn(megatron: &Megatron, name: &str, token: &str, flags: &[&str]) -> Worker {
         let temp = tempfile::tempdir().expect("tempdir");
         let workdir = temp.path().join("work");
         let child = Command::new(BIN)
@@ -327,6 +337,7 @@ impl Worker {
             .arg("--workdir")
             .arg(&workdir)
             .args(["--claim-wait-ms", "2000", "--kill-grace-ms", "300"])
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
