@@ -20,8 +20,8 @@ pub const DEFAULT_MEGATRON: &str = "http://127.0.0.1:9120";
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Dry run: evaluate a repo's constructicon.rhai (merged with a cybertron)
-    /// and print its builder graph. Exit 0 when valid, 1 on config errors,
-    /// 2 on usage errors.
+    /// and print its builder graph; with --against, what it would change on
+    /// a megatron. Exit 0 when valid, 1 on config errors, 2 on usage errors.
     Eval(EvalArgs),
     /// Run the megatron, the server.
     Megatron(MegatronArgs),
@@ -82,6 +82,17 @@ pub struct EvalArgs {
     /// repo folder's name.
     #[arg(long, value_name = "REPO")]
     pub name: Option<String>,
+    /// Send the config (and the files it imports) to this megatron, which
+    /// evaluates it as the repo's next config with its live cybertron and
+    /// workers, stores nothing, and answers what would change: builders
+    /// added, removed and changed, key by key. Needs the operator role on
+    /// the repo.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["cybertron", "name"])]
+    pub against: Option<String>,
+    /// With --against: the megatron's repo to compare with; by default the
+    /// one whose URL is this checkout's `origin` remote.
+    #[arg(long, value_name = "NAME", requires = "against")]
+    pub repo: Option<String>,
 }
 
 #[derive(Debug, Args)]

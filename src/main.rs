@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     git_timeouts();
     match cli.command {
-        Command::Eval(args) => constructicon::commands::eval::run(&args),
+        Command::Eval(args) => constructicon::commands::run_eval(&args),
         command => match constructicon::commands::run(command) {
             Ok(code) => code,
             Err(e) => {

@@ -3,7 +3,8 @@
 //! It reads the two scripts, evaluates them with the same code the megatron
 //! uses, and prints the builder graph (a readable summary, or JSON) or the
 //! errors, rustc-style. Exit 0 when valid, 1 on config errors, 2 on usage
-//! errors such as a missing file.
+//! errors such as a missing file. (With `--against`, the megatron
+//! evaluates it instead: `eval_against`.)
 
 use crate::cli::EvalArgs;
 use crate::config::{
@@ -27,18 +28,19 @@ struct Target {
     name: String,
 }
 
-fn resolve_target(args: &EvalArgs) -> Result<Target, String> {
-    let path = &args.path;
+/// The script a path names (a repo folder's `constructicon.rhai`, or the
+/// file itself) and the folder its imports are read from, made absolute.
+pub(super) fn script_and_root(path: &Path) -> Result<(PathBuf, PathBuf), String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (script, root) = if meta.is_dir() {
-        (path.join(config::CONSTRUCTICON_FILE), path.clone())
+        (path.join(config::CONSTRUCTICON_FILE), path.to_path_buf())
     } else {
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        (path.clone(), parent.to_path_buf())
+        (path.to_path_buf(), parent.to_path_buf())
     };
     if !script.is_file() {
         return Err(format!(
@@ -49,6 +51,11 @@ fn resolve_target(args: &EvalArgs) -> Result<Target, String> {
     let root = root
         .canonicalize()
         .map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+    Ok((script, root))
+}
+
+fn resolve_target(args: &EvalArgs) -> Result<Target, String> {
+    let (script, root) = script_and_root(&args.path)?;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => root
@@ -151,7 +158,7 @@ fn print_warnings<T>(evaluation: &Evaluation<T>) {
     );
 }
 
-fn usage(message: &str) -> ExitCode {
+pub(super) fn usage(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(EXIT_USAGE)
 }

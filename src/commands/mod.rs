@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod eval;
+pub mod eval_against;
 pub mod follow;
 pub mod force;
 pub mod get;
@@ -13,12 +14,12 @@ pub mod repo;
 pub mod token;
 pub mod worker;
 
-use crate::cli::Command;
+use crate::cli::{Command, EvalArgs};
 use std::process::ExitCode;
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Eval(args) => Ok(eval::run(&args)),
+        Command::Eval(args) => Ok(run_eval(&args)),
         Command::Megatron(args) => megatron::run(args),
         Command::Worker(args) => worker::run(args),
         Command::Repo(command) => repo::run(command),
@@ -37,5 +38,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Logout(args) => login::logout(args),
         Command::Get(args) => get::run(args),
         Command::Demo(args) => demo::run(args),
+    }
+}
+
+/// `constructicon eval`: here, or with `--against`, on a megatron.
+pub fn run_eval(args: &EvalArgs) -> ExitCode {
+    match &args.against {
+        Some(megatron) => eval_against::run(args, megatron),
+        None => eval::run(args),
     }
 }

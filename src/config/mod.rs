@@ -33,7 +33,7 @@ pub mod zone;
 pub use diagnostic::Diagnostic;
 pub use graph::{Builder, GetSpec, Graph, Scheduler, Step};
 pub use limits::Limits;
-pub use resolver::{FsLoader, SourceLoader};
+pub use resolver::{FsLoader, MemoryLoader, SourceLoader};
 pub use spec::CybertronSpec;
 
 use graph::Origin;

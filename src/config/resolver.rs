@@ -67,6 +67,33 @@ impl SourceLoader for FsLoader {
     }
 }
 
+/// Loads from files held in memory, by path relative to the repo's root: a
+/// commit's tree read up front, or the files a person sent to be evaluated.
+/// Only plain relative paths (no `.`, `..` or root) are looked up.
+pub struct MemoryLoader {
+    files: HashMap<String, Vec<u8>>,
+}
+
+impl MemoryLoader {
+    pub fn new(files: HashMap<String, Vec<u8>>) -> Self {
+        MemoryLoader { files }
+    }
+}
+
+impl SourceLoader for MemoryLoader {
+    fn load(&self, relative: &str) -> Result<Vec<u8>, String> {
+        if !Path::new(relative)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(format!("{relative} is not a path inside the repo"));
+        }
+        self.files.get(relative).cloned().ok_or_else(|| {
+            format!("{relative} does not exist in the repo (or is not a regular file)")
+        })
+    }
+}
+
 /// The stdlib modules users import by name, embedded in the binary.
 pub const STDLIB: &[(&str, &str)] = &[
     ("matrix", include_str!("../../stdlib/matrix.rhai")),

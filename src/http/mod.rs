@@ -79,6 +79,12 @@ fn routes(state: Arc<State>) -> Routes {
             maintain,
             repos::refresh_repo,
         )
+        .at(
+            M::POST,
+            "/api/v1/repos/{repo}/eval",
+            operate,
+            repos::eval_config,
+        )
         .at(M::GET, "/api/v1/builders", view, builders::list_builders)
         .at(
             M::GET,

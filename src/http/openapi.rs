@@ -40,6 +40,7 @@ use utoipa::OpenApi;
         repos::get_repo,
         repos::remove_repo,
         repos::refresh_repo,
+        repos::eval_config,
         builders::list_builders,
         builders::get_builder,
         builders::builder_builds,

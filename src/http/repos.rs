@@ -1,12 +1,13 @@
 //! Repos: register (maintainers, within cybertron's allow-list), list, show,
-//! refresh.
+//! refresh, and evaluate a config sent as the repo's next one (`eval`).
 
 use super::error::ApiError;
 use super::extract::parse_json;
-use super::schema::{RepoList, RepoRemoved, RepoView};
+use super::schema::{EvalAnswer, EvalRefused, RepoList, RepoRemoved, RepoView};
 use super::views::repo_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
+use crate::megatron::speculate::{check_sent_files, Speculation};
 use crate::megatron::state::State;
 use crate::protocol::ErrorBody;
 use crate::sync::read;
@@ -16,6 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -172,4 +174,81 @@ pub async fn remove_repo(
         removed: true,
         cancelled,
     }))
+}
+
+/// A working copy's config to evaluate as the repo's next one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvalFiles {
+    /// Path inside the repo → text: `constructicon.rhai`, and the files it
+    /// imports (plain relative paths such as `lib/builders.rhai`). At most
+    /// 200 files and 2 MiB together.
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+}
+
+/// Evaluates a config sent as the repo's next one, storing nothing
+///
+/// The files are evaluated exactly as the repo's next reconfig would
+/// evaluate them (the cybertron and workers serving now, the same limits,
+/// merge and checks), and the graph is compared with the live one: builders
+/// and schedulers added, removed and changed, key by key. The repo, its
+/// graph and its builds are not touched.
+///
+/// The caller needs the operator role on the repo: nothing changes, but the
+/// megatron runs the caller's script (up to the sandbox's time and memory
+/// bounds), which is work on the caller's behalf like a forced build, and
+/// not for every viewer (anonymous callers often are viewers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/repos/{repo}/eval",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    request_body = EvalFiles,
+    responses(
+        (status = 200, description = "The config evaluates; how it differs from the live graph", body = EvalAnswer),
+        (status = 400, description = "A bad body: no constructicon.rhai, or a path that is absolute or has `..`", body = ErrorBody),
+        (status = 404, description = "No such repo", body = ErrorBody),
+        (status = 413, description = "Too many files, or too many bytes", body = ErrorBody),
+        (status = 422, description = "The config has errors; nothing would be taken", body = EvalRefused),
+    )
+)]
+pub async fn eval_config(
+    state: AppState,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: EvalFiles = parse_json(&body)?;
+    check_sent_files(&request.files)?;
+    let files = request
+        .files
+        .into_iter()
+        .map(|(path, text)| (path, text.into_bytes()))
+        .collect();
+    let repo = name.clone();
+    let speculation = state.blocking(move |s| s.speculate(&repo, files)).await?;
+    Ok(match speculation {
+        Speculation::Evaluated(speculated) => Json(EvalAnswer {
+            ok: true,
+            repo: name,
+            against: speculated.against,
+            builders: speculated.diff.builders,
+            schedulers: speculated.diff.schedulers,
+            warnings: speculated.warnings,
+            rendered_warnings: speculated.rendered_warnings,
+            output: speculated.output,
+        })
+        .into_response(),
+        Speculation::Refused(refused) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(EvalRefused {
+                ok: false,
+                error: refused.message,
+                errors: refused.errors,
+                rendered: refused.rendered,
+                output: refused.output,
+            }),
+        )
+            .into_response(),
+    })
 }

@@ -2,7 +2,8 @@
 //! summaries, and the short answers to changes. Handlers answer with these
 //! types, so the OpenAPI document (`openapi`) describes what they send.
 
-use crate::config::{Builder, Scheduler};
+use crate::config::{Builder, Diagnostic, Scheduler};
+use crate::megatron::speculate::{Changes, LiveGraph};
 use crate::megatron::workers::WorkerView;
 use crate::protocol::{Artifact, BuildResult, GetJob};
 use crate::store::{BuildState, PersonToken, RepoError, RepoRecord};
@@ -49,6 +50,41 @@ pub struct RepoRemoved {
     pub removed: bool,
     /// How many of its queued builds were cancelled.
     pub cancelled: usize,
+}
+
+/// `POST /api/v1/repos/{repo}/eval`, when the config sent evaluates: how
+/// its graph differs from the live one. Nothing was stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvalAnswer {
+    /// Always true here; a config with errors gets [`EvalRefused`].
+    pub ok: bool,
+    pub repo: String,
+    /// The live graph compared with; absent when the repo has none yet.
+    pub against: Option<LiveGraph>,
+    /// Builders added, removed and changed (key by key), by full name.
+    pub builders: Changes,
+    /// The same for the repo's schedulers and the cybertron ones it uses.
+    pub schedulers: Changes,
+    pub warnings: Vec<Diagnostic>,
+    /// The warnings rendered with their source lines, as `eval` prints them.
+    pub rendered_warnings: String,
+    /// The script's `print` and `debug` output.
+    pub output: Vec<String>,
+}
+
+/// `POST /api/v1/repos/{repo}/eval`, when the config sent has errors (422):
+/// what a reconfig would have refused it for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvalRefused {
+    /// Always false here.
+    pub ok: bool,
+    /// One line: how many errors, or why the graph is not taken.
+    pub error: String,
+    /// Every error, with file, line and column where it has a place.
+    pub errors: Vec<Diagnostic>,
+    /// The errors rendered rustc-style, as `constructicon eval` prints them.
+    pub rendered: String,
+    pub output: Vec<String>,
 }
 
 /// A builder's latest build, in short.

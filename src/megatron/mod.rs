@@ -7,6 +7,8 @@
 //! - [`error`]: why a request was refused.
 //! - [`dispatch`]: who runs what, in memory, behind one mutex.
 //! - [`repos`]: mirrors, config evaluation, reconfig and cybertron reload.
+//! - [`speculate`]: a config from files in memory, evaluated as a reconfig
+//!   would be and compared with the live graph, storing nothing.
 //! - [`queue`]: force, start, collapse, cancel.
 //! - [`claim`]: a worker's claim and `get` resolution.
 //! - [`reports`]: a worker's reports on its build.
@@ -27,6 +29,7 @@ pub mod leases;
 pub mod queue;
 pub mod reports;
 pub mod repos;
+pub mod speculate;
 pub mod state;
 pub mod statuses;
 pub mod usage;

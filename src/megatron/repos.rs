@@ -8,35 +8,18 @@
 
 use super::error::{Error, Result};
 use super::state::{RepoState, State};
-use crate::config::{self, evaluate_repo, RepoInput, SourceLoader, CONSTRUCTICON_FILE};
+use crate::config::{
+    self, evaluate_repo, Cybertron, Evaluation, Graph, MemoryLoader, RepoInput, CONSTRUCTICON_FILE,
+};
 use crate::git_auth::use_git_credentials;
 use crate::model::repo_name_from_url;
 use crate::store::{now_ms, GraphRecord, RepoError, RepoRecord};
 use crate::sync::{lock, read, write};
 use anyhow::Context as _;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Files of a repo's tree that scripts may import, read up front.
-pub struct TreeLoader {
-    files: HashMap<String, Vec<u8>>,
-}
-
-impl SourceLoader for TreeLoader {
-    fn load(&self, relative: &str) -> std::result::Result<Vec<u8>, String> {
-        if !Path::new(relative)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-        {
-            return Err(format!("{relative} is not a path inside the repo"));
-        }
-        self.files.get(relative).cloned().ok_or_else(|| {
-            format!("{relative} does not exist in the repo (or is not a regular file)")
-        })
-    }
-}
 
 /// The most `.rhai` files read from one tree, and their size cap.
 const MAX_TREE_FILES: usize = 1000;
@@ -152,7 +135,7 @@ pub(crate) fn branch_of(repo: &git2::Repository, branch: Option<&str>) -> anyhow
 fn read_head(
     repo: &git2::Repository,
     branch: &str,
-) -> anyhow::Result<(String, Option<Vec<u8>>, TreeLoader)> {
+) -> anyhow::Result<(String, Option<Vec<u8>>, MemoryLoader)> {
     let commit = repo
         .revparse_single(&format!("refs/heads/{branch}"))
         .and_then(|object| object.peel_to_commit())
@@ -183,7 +166,7 @@ fn read_head(
         return Err(e).context("reading a file of the tree");
     }
     let script = files.get(CONSTRUCTICON_FILE).cloned();
-    Ok((commit.id().to_string(), script, TreeLoader { files }))
+    Ok((commit.id().to_string(), script, MemoryLoader::new(files)))
 }
 
 impl State {
@@ -378,17 +361,7 @@ impl State {
             });
             return self.save_repo(record, None);
         };
-        let cybertron = read(&self.cybertron).clone();
-        let evaluation = evaluate_repo(
-            RepoInput {
-                name: record.name.clone(),
-                file: CONSTRUCTICON_FILE.to_string(),
-                bytes: script,
-                loader: Some(Arc::new(loader)),
-            },
-            cybertron.clone(),
-            &config::Limits::default(),
-        );
+        let evaluation = self.evaluate_config(&record.name, script, loader);
         let Some(graph) = evaluation.value else {
             let count = evaluation.errors.len();
             record.error = Some(RepoError {
@@ -403,23 +376,10 @@ impl State {
             });
             return self.save_repo(record, None);
         };
-        // Full names are `<repo>-<builder>`, so repos "a" and "a-b" could both
-        // claim "a-b-c".
-        let clash = read(&self.repos).values().find_map(|other| {
-            if other.record.name == record.name {
-                return None;
-            }
-            let other_graph = other.graph.as_ref()?;
-            graph
-                .builders
-                .keys()
-                .find(|b| other_graph.graph.builders.contains_key(*b))
-                .map(|b| (b.clone(), other.record.name.clone()))
-        });
-        if let Some((builder, other)) = clash {
+        if let Some(clash) = self.builder_clash(&record.name, &graph) {
             record.error = Some(RepoError {
                 commit: Some(commit.clone()),
-                message: format!("builder {builder} is already defined by repo {other}"),
+                message: clash,
                 errors: Vec::new(),
                 rendered: String::new(),
                 at: now_ms(),
@@ -447,6 +407,50 @@ impl State {
                 ..graph_record
             }),
         )
+    }
+
+    /// Evaluates a repo's config with the cybertron serving now, as every
+    /// reconfig does (and a speculative evaluation, which must not differ):
+    /// the same file name, limits and sandbox, the imports from `loader`.
+    pub(crate) fn evaluate_config(
+        &self,
+        repo: &str,
+        script: Vec<u8>,
+        loader: MemoryLoader,
+    ) -> Evaluation<Graph> {
+        let cybertron: Arc<Cybertron> = read(&self.cybertron).clone();
+        evaluate_repo(
+            RepoInput {
+                name: repo.to_string(),
+                file: CONSTRUCTICON_FILE.to_string(),
+                bytes: script,
+                loader: Some(Arc::new(loader)),
+            },
+            cybertron,
+            &config::Limits::default(),
+        )
+    }
+
+    /// Why `repo` may not take `graph`: one of its builders' full names is
+    /// another repo's already. Full names are `<repo>-<builder>`, so repos
+    /// "a" and "a-b" could both claim "a-b-c".
+    pub(crate) fn builder_clash(&self, repo: &str, graph: &Graph) -> Option<String> {
+        read(&self.repos).values().find_map(|other| {
+            if other.record.name == repo {
+                return None;
+            }
+            let other_graph = other.graph.as_ref()?;
+            graph
+                .builders
+                .keys()
+                .find(|b| other_graph.graph.builders.contains_key(*b))
+                .map(|b| {
+                    format!(
+                        "builder {b} is already defined by repo {}",
+                        other.record.name
+                    )
+                })
+        })
     }
 
     pub(crate) fn save_repo(

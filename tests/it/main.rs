@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod diagnostics;
 mod eval;
+mod eval_against;
 mod examples;
 mod flow;
 mod front_door;
