@@ -51,7 +51,13 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
             "hour",
             "minute",
         ],
-        "commit" => &["type", "parameters", "branch_regex", "branches"],
+        "commit" => &[
+            "type",
+            "parameters",
+            "branch_regex",
+            "branches",
+            "pull_requests",
+        ],
         other => {
             let mut problem = Problem::new(
                 &child(path, "type"),
@@ -129,10 +135,15 @@ fn read_scheduler(reader: &mut Reader, value: &Value, path: &str) -> Option<Sche
                         .collect()
                 })
                 .unwrap_or_default();
+            let pull_requests = fields
+                .get("pull_requests")
+                .and_then(|p| reader.bool(p, &fields.path_of("pull_requests")))
+                .unwrap_or(false);
             SchedulerSpec::Commit {
                 parameters,
                 branch_regex,
                 branches,
+                pull_requests,
             }
         }
     })

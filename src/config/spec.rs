@@ -142,6 +142,10 @@ pub enum SchedulerSpec {
         parameters: BTreeMap<String, String>,
         branch_regex: String,
         branches: BTreeMap<String, String>,
+        /// Also build pull and merge requests into a matching branch, each
+        /// with its own config.
+        #[serde(default)]
+        pull_requests: bool,
     },
 }
 

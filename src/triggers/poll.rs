@@ -358,6 +358,7 @@ impl State {
                     parameters,
                     branch_regex,
                     branches,
+                    ..
                 } = &scheduler.spec
                 else {
                     continue;
