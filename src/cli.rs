@@ -44,6 +44,10 @@ pub enum Command {
     Cancel(BuildArgs),
     /// Build again with the same revision, deps' commits and parameters.
     Rebuild(BuildArgs),
+    /// A repo's pull requests: their heads, builds, and why any waits.
+    Pulls(PullsArgs),
+    /// Approve a fork's pull request at its head commit, so it builds.
+    Approve(ApproveArgs),
     /// The pending builds in order, and why each waits.
     Queue(ListArgs),
     /// The workers: online or when last seen, and what each runs.
@@ -243,6 +247,31 @@ pub struct BuildsArgs {
 pub struct BuildArgs {
     /// A build: its id, or `BUILDER#N`.
     pub build: String,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct PullsArgs {
+    /// The repo's name.
+    pub repo: String,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub address: MegatronAddress,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The repo's name.
+    pub repo: String,
+    /// The request's number.
+    pub number: u64,
+    /// Its head commit (7 hex digits or more): a newer push needs a new
+    /// approval.
+    pub commit: String,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

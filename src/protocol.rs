@@ -87,6 +87,10 @@ pub struct Job {
     /// builder's deps, recursively, read from the dep's own config.
     #[serde(default)]
     pub deps: Vec<DepSpec>,
+    /// Refs of the repo to fetch besides its branches and tags: a pull
+    /// request's head lives under its own ref (`refs/pull/7/head`).
+    #[serde(default)]
+    pub fetch_refs: Vec<String>,
     /// Revisions a person pinned when forcing: repo URL or name → branch, tag
     /// or commit. They win over a dep's `revision`, at any depth.
     #[serde(default)]

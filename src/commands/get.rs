@@ -92,6 +92,7 @@ pub fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         repo: &name,
         repo_url: &root.display().to_string(),
         revision: "HEAD",
+        fetch_refs: &[],
         deps: &all_deps,
         pins: &pins,
         get_folders,

@@ -35,7 +35,7 @@ pub fn resolve_build(client: &Client, text: &str) -> anyhow::Result<u64> {
         .context("the megatron's answer has no build id")
 }
 
-fn print_json(value: &Value) -> ExitCode {
+pub fn print_json(value: &Value) -> ExitCode {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()

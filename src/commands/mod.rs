@@ -10,6 +10,7 @@ pub mod get;
 pub mod inspect;
 pub mod login;
 pub mod megatron;
+pub mod pulls;
 pub mod repo;
 pub mod token;
 pub mod worker;
@@ -30,6 +31,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Log(args) => follow::log(args),
         Command::Cancel(args) => inspect::cancel(args),
         Command::Rebuild(args) => inspect::rebuild(args),
+        Command::Pulls(args) => pulls::list(args),
+        Command::Approve(args) => pulls::approve(args),
         Command::Queue(args) => inspect::queue(args),
         Command::Workers(args) => inspect::workers(args),
         Command::Usage(args) => inspect::usage(args),

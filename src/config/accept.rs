@@ -54,6 +54,25 @@ impl AcceptCache {
     }
 }
 
+/// The workers for which an accept `expression` holds, by name; an
+/// expression that fails to compile or to give a bool for one is an error.
+pub fn workers_accepting<'w>(
+    expression: &str,
+    workers: impl IntoIterator<Item = (&'w String, &'w super::spec::Features)>,
+    limits: &super::limits::Limits,
+) -> Result<Vec<String>, String> {
+    let sandbox = Sandbox::new(limits, None);
+    let mut cache = AcceptCache::default();
+    let mut accepted = Vec::new();
+    for (name, features) in workers {
+        let value = rhai::serde::to_dynamic(features).unwrap_or(rhai::Dynamic::UNIT);
+        if cache.eval(&sandbox, expression, name, &value)? {
+            accepted.push(name.clone());
+        }
+    }
+    Ok(accepted)
+}
+
 /// The feature names an expression reads: `features.name`,
 /// `features["name"]`, `features?.name` and `"name" in features`.
 pub(super) fn features_named(expression: &str) -> Vec<String> {

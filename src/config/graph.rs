@@ -521,6 +521,25 @@ pub fn check_cybertron(sandbox: &Sandbox, cybertron: &CybertronSpec, problems: &
             );
         }
     }
+    if let Some(expression) = &cybertron.fork_workers {
+        match super::accept::workers_accepting(
+            expression,
+            &cybertron.workers,
+            &super::limits::Limits::default(),
+        ) {
+            Ok(workers) if workers.is_empty() => problems.push(
+                Problem::new(
+                    "pull_requests.fork_workers",
+                    "no worker matches: fork pull requests could never build",
+                )
+                .at_value(),
+            ),
+            Ok(_) => {}
+            Err(message) => {
+                problems.push(Problem::new("pull_requests.fork_workers", message).at_value())
+            }
+        }
+    }
     if !base.get.is_empty() {
         problems.push(Problem::new(
             "builder_base.get",

@@ -7,7 +7,7 @@
 //! it takes script bytes, and a [`SourceLoader`] for the files a repo's script
 //! imports.
 
-mod accept;
+pub mod accept;
 pub mod access;
 pub mod choose;
 pub mod diagnostic;

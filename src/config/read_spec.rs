@@ -78,6 +78,7 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         "public_url",
         "max_log_mb",
         "forges",
+        "pull_requests",
     ];
     let Some(top) = reader.fields(value, "", &keys) else {
         return spec;
@@ -167,6 +168,13 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(repos) = top.get("repos") {
         spec.repos = read_repo_policy(reader, repos);
+    }
+    if let Some(pulls) = top.get("pull_requests") {
+        if let Some(fields) = reader.fields(pulls, "pull_requests", &["fork_workers"]) {
+            if let Some(expression) = fields.get("fork_workers") {
+                spec.fork_workers = reader.string(expression, "pull_requests.fork_workers");
+            }
+        }
     }
     if let Some(forges) = top.get("forges") {
         spec.forges = super::forges::read_forges(reader, forges);

@@ -66,6 +66,9 @@ pub struct CybertronSpec {
     pub max_log_mb: u64,
     /// Where commit statuses go: the forges and the repos each hosts.
     pub forges: Vec<super::forges::ForgeSpec>,
+    /// Builds of pull requests from forks run only on workers for which
+    /// this accept expression holds (`pull_requests.fork_workers`).
+    pub fork_workers: Option<String>,
 }
 
 impl CybertronSpec {

@@ -35,6 +35,10 @@ pub enum Event {
     Push,
     /// GitHub's "the hook works" delivery when a hook is created.
     Ping,
+    /// A pull or merge request opened, updated or closed.
+    PullRequest,
+    /// A comment, perhaps on a pull or merge request.
+    Comment,
     /// Anything else the hook was subscribed to; accepted and ignored.
     Other(String),
 }
@@ -52,7 +56,7 @@ pub enum HookError {
     BadSignature(&'static str),
     #[error("invalid JSON payload: {0}")]
     Malformed(String),
-    #[error("the push payload lacks {}", .0.join(", "))]
+    #[error("the payload lacks {}", .0.join(", "))]
     Missing(Vec<&'static str>),
 }
 
@@ -83,6 +87,10 @@ pub fn detect(headers: &HeaderMap) -> Result<(Forge, Event), HookError> {
         // GitLab sends tag pushes as their own event with the same payload;
         // they parse as a push whose ref says tag, and are ignored there.
         (Forge::GitLab, "Push Hook" | "Tag Push Hook") => Event::Push,
+        (Forge::GitLab, "Merge Request Hook") => Event::PullRequest,
+        (Forge::GitLab, "Note Hook") => Event::Comment,
+        (_, "pull_request") => Event::PullRequest,
+        (_, "issue_comment") => Event::Comment,
         (Forge::GitLab, other) => Event::Other(other.to_string()),
         (_, "push") => Event::Push,
         (_, "ping") => Event::Ping,

@@ -17,6 +17,7 @@
 //!   shared secret; [`signature`]: its check; [`push`]: the push payload.
 
 pub mod delivery;
+pub mod pull;
 pub mod push;
 pub mod secret;
 pub mod signature;

@@ -123,7 +123,27 @@ fn detects_each_forge_and_event() {
         (
             &[("X-Gitlab-Event", "Merge Request Hook")],
             Forge::GitLab,
-            Event::Other("Merge Request Hook".into()),
+            Event::PullRequest,
+        ),
+        (
+            &[("X-Gitlab-Event", "Note Hook")],
+            Forge::GitLab,
+            Event::Comment,
+        ),
+        (
+            &[("X-Gitlab-Event", "Pipeline Hook")],
+            Forge::GitLab,
+            Event::Other("Pipeline Hook".into()),
+        ),
+        (
+            &[("X-GitHub-Event", "pull_request")],
+            Forge::GitHub,
+            Event::PullRequest,
+        ),
+        (
+            &[("X-Gitea-Event", "issue_comment")],
+            Forge::Gitea,
+            Event::Comment,
         ),
         // Gitea sends GitHub's header too; its own must win.
         (
@@ -293,7 +313,7 @@ fn bad_payloads_say_what_is_wrong() {
         Err(HookError::Missing(vec!["repository.clone_url", "ref"]))
     );
     let message = HookError::Missing(vec!["ref", "after"]).to_string();
-    assert_eq!(message, "the push payload lacks ref, after");
+    assert_eq!(message, "the payload lacks ref, after");
 }
 
 #[test]

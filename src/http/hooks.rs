@@ -8,7 +8,7 @@
 //! queued by the time the forge sees its 202.
 
 use super::error::ApiError;
-use super::schema::{PushAnswer, PushIgnored, PushPing, PushPolled};
+use super::schema::{CommentAnswer, PullsAnswer, PushAnswer, PushIgnored, PushPing, PushPolled};
 use crate::forge::{self as hooks, Change, Event, HookError};
 use crate::megatron::state::State;
 use crate::protocol::ErrorBody;
@@ -125,6 +125,34 @@ pub async fn push(state: AppState, headers: HeaderMap, body: Body) -> Result<Res
         Event::Push => {}
         Event::Ping => {
             let answer = PushAnswer::Ping(PushPing { ok: true });
+            return Ok((StatusCode::OK, Json(answer)).into_response());
+        }
+        Event::PullRequest => {
+            let event = hooks::pull::parse_pull(forge, &body)?;
+            let pulls = state.blocking(move |s| s.pull_event(&event)).await?;
+            tracing::info!(
+                forge = forge.name(),
+                pulls = pulls.len(),
+                "pull request webhook"
+            );
+            let status = if pulls.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            let answer = PushAnswer::Pulls(PullsAnswer { pulls });
+            return Ok((status, Json(answer)).into_response());
+        }
+        Event::Comment => {
+            let Some(comment) = hooks::pull::parse_comment(forge, &body)? else {
+                return Ok(ignored(
+                    "a comment on something other than a pull request".into(),
+                ));
+            };
+            let outcomes = state.blocking(move |s| s.pull_comment(&comment)).await?;
+            let answer = PushAnswer::Comment(CommentAnswer {
+                outcomes: outcomes.into_iter().collect(),
+            });
             return Ok((StatusCode::OK, Json(answer)).into_response());
         }
         Event::Other(other) => {

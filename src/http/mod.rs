@@ -17,6 +17,7 @@ pub mod guard;
 mod hooks;
 pub mod openapi;
 mod people;
+mod pulls;
 mod repos;
 pub mod routes;
 mod schema;
@@ -84,6 +85,18 @@ fn routes(state: Arc<State>) -> Routes {
             "/api/v1/repos/{repo}/eval",
             operate,
             repos::eval_config,
+        )
+        .at(
+            M::GET,
+            "/api/v1/repos/{repo}/pulls",
+            view,
+            pulls::list_pulls,
+        )
+        .at(
+            M::POST,
+            "/api/v1/repos/{repo}/pulls/{number}/approve",
+            operate,
+            pulls::approve_pull,
         )
         .at(M::GET, "/api/v1/builders", view, builders::list_builders)
         .at(

@@ -8,7 +8,9 @@
 //! a route without an operation, or an operation without a route, fails it.
 
 use super::guard::{Need, RouteInfo};
-use super::{admin, artifacts, badge, builders, builds, hooks, people, repos, usage, worker_api};
+use super::{
+    admin, artifacts, badge, builders, builds, hooks, people, pulls, repos, usage, worker_api,
+};
 use crate::access::caller::SESSION_COOKIE;
 use crate::config::access::Role;
 use crate::protocol::{ErrorBody, UploadKind, WORKER_HEADER};
@@ -41,6 +43,8 @@ use utoipa::OpenApi;
         repos::remove_repo,
         repos::refresh_repo,
         repos::eval_config,
+        pulls::list_pulls,
+        pulls::approve_pull,
         builders::list_builders,
         builders::get_builder,
         builders::builder_builds,

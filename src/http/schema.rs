@@ -306,6 +306,22 @@ pub enum PushAnswer {
     Polled(PushPolled),
     Ignored(PushIgnored),
     Ping(PushPing),
+    Pulls(PullsAnswer),
+    Comment(CommentAnswer),
+}
+
+/// A pull or merge request event: each registered repo's request as it
+/// stands after (its builds, or why it waits).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PullsAnswer {
+    pub pulls: Vec<crate::store::pulls::PullRecord>,
+}
+
+/// A comment on a request: what each repo made of an `/ok-to-test`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommentAnswer {
+    /// Repo → what happened ("approved abc1234 by ana", "not approved: ...").
+    pub outcomes: std::collections::BTreeMap<String, String>,
 }
 
 /// A push of a branch: the repos polled (builds are queued by now).

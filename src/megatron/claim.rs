@@ -78,6 +78,11 @@ impl State {
                 max_step_seconds: MAX_TIMEOUT,
                 heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
                 deps: build.spec.deps.clone(),
+                fetch_refs: build
+                    .pull_request
+                    .iter()
+                    .map(|p| p.fetch_ref.clone())
+                    .collect(),
                 revisions: build.pins.clone(),
                 get,
                 upload: build.spec.upload.clone(),

@@ -9,6 +9,7 @@
 //! - [`repos`]: mirrors, config evaluation, reconfig and cybertron reload.
 //! - [`speculate`]: a config from files in memory, evaluated as a reconfig
 //!   would be and compared with the live graph, storing nothing.
+//! - [`pulls`]: pull and merge requests, built with their own config.
 //! - [`queue`]: force, start, collapse, cancel.
 //! - [`claim`]: a worker's claim and `get` resolution.
 //! - [`reports`]: a worker's reports on its build.
@@ -26,6 +27,7 @@ pub mod dispatch;
 pub mod error;
 pub mod horizon;
 pub mod leases;
+pub mod pulls;
 pub mod queue;
 pub mod reports;
 pub mod repos;

@@ -188,16 +188,40 @@ impl State {
     /// Queues a build of a builder as its repo's current graph has it; durable
     /// before it returns. A builder with `collapse` keeps only the newest
     /// pending build per branch: older pending ones end as cancelled.
-    pub fn start_build(&self, request: StartRequest) -> Result<BuildRecord> {
+    pub fn start_build(&self, mut request: StartRequest) -> Result<BuildRecord> {
         let (repo_name, graph) = self
             .builder_owner(&request.builder)
             .ok_or_else(|| Error::NotFound(format!("builder {} not found", request.builder)))?;
         let spec = graph.graph.builders[&request.builder].clone();
+        let provenance = Provenance {
+            config_commit: graph.commit.clone(),
+            config_hash: graph.config_hash.clone(),
+            cybertron_hash: graph.cybertron_hash.clone(),
+            graph_version: graph.version,
+            system_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        request.revision = Some(request.revision.unwrap_or_else(|| graph.commit.clone()));
+        self.queue_build(&repo_name, spec, provenance, request, None)
+    }
+
+    /// Queues a build of `spec` (the live graph's, or a pull request's own),
+    /// as [`Self::start_build`] does.
+    pub(crate) fn queue_build(
+        &self,
+        repo_name: &str,
+        spec: crate::config::Builder,
+        provenance: Provenance,
+        request: StartRequest,
+        pull_request: Option<crate::store::PullRef>,
+    ) -> Result<BuildRecord> {
+        let repo_name = repo_name.to_string();
         let repo = read(&self.repos)
             .get(&repo_name)
             .map(|r| r.record.clone())
             .ok_or_else(|| Error::NotFound(format!("repo {repo_name} not found")))?;
-        let revision = request.revision.unwrap_or_else(|| graph.commit.clone());
+        let revision = request
+            .revision
+            .unwrap_or_else(|| repo.commit.clone().unwrap_or_default());
         let branch = request.branch.or_else(|| repo.branch.clone());
         let steps = step_records(&spec, &revision);
         let collapse = spec.collapse;
@@ -225,18 +249,13 @@ impl State {
             started: None,
             finished: None,
             steps,
-            provenance: Provenance {
-                config_commit: graph.commit.clone(),
-                config_hash: graph.config_hash.clone(),
-                cybertron_hash: graph.cybertron_hash.clone(),
-                graph_version: graph.version,
-                system_version: env!("CARGO_PKG_VERSION").to_string(),
-            },
+            provenance,
             spec,
             pins: request.pins,
             revisions: BTreeMap::new(),
             got: BTreeMap::new(),
             reporting: None,
+            pull_request,
         };
         let mut build = self.store.create_build(record)?;
         {
@@ -271,7 +290,10 @@ impl State {
             older.result = Some(BuildResult::Cancelled);
             older.result_reason = Some(format!("collapsed into the newer build {}", newer.id));
             older.finished = Some(now_ms());
-            self.ask_status(&mut older);
+            // On the same commit the newer build's statuses tell it all.
+            if older.revision != newer.revision {
+                self.ask_status(&mut older);
+            }
             self.store.put_build(&older)?;
         }
         Ok(())

@@ -31,7 +31,7 @@ const FETCH_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 /// Fetch options that prune and give up at the deadline (libgit2 calls the
 /// progress callback as data arrives; returning false aborts the transfer).
-fn fetch_options<'a>() -> git2::FetchOptions<'a> {
+pub(crate) fn fetch_options<'a>() -> git2::FetchOptions<'a> {
     let deadline = Instant::now() + FETCH_DEADLINE;
     let mut callbacks = git2::RemoteCallbacks::new();
     callbacks.transfer_progress(move |_| Instant::now() < deadline);
@@ -140,6 +140,17 @@ fn read_head(
         .revparse_single(&format!("refs/heads/{branch}"))
         .and_then(|object| object.peel_to_commit())
         .with_context(|| format!("branch {branch} not found"))?;
+    let files = tree_files(repo, &commit)?;
+    let script = files.get(CONSTRUCTICON_FILE).cloned();
+    Ok((commit.id().to_string(), script, MemoryLoader::new(files)))
+}
+
+/// The `.rhai` files of a commit's tree (the config and what it may
+/// import), by path, within the tree limits.
+pub(crate) fn tree_files(
+    repo: &git2::Repository,
+    commit: &git2::Commit,
+) -> anyhow::Result<HashMap<String, Vec<u8>>> {
     let tree = commit.tree().context("reading the commit's tree")?;
     let mut files = HashMap::new();
     let mut failure = None;
@@ -165,8 +176,7 @@ fn read_head(
     if let Some(e) = failure {
         return Err(e).context("reading a file of the tree");
     }
-    let script = files.get(CONSTRUCTICON_FILE).cloned();
-    Ok((commit.id().to_string(), script, MemoryLoader::new(files)))
+    Ok(files)
 }
 
 impl State {

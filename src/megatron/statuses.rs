@@ -117,29 +117,16 @@ impl State {
             };
             (forge.name.clone(), spec.public_url.clone())
         };
-        let Some(project) = ForgeSpec::project_of(&build.repo_url) else {
-            tracing::warn!(build = build.id, forge = %forge, "no owner/name in the repo's URL: no commit status");
-            return false;
-        };
         let status = status_of(build, public_url.as_deref());
         if build.reporting.as_ref().is_some_and(|r| {
             r.forge == forge && r.state == status.state && r.asked == status.description
         }) {
             return false;
         }
-        let outgoing = Outgoing {
-            forge: forge.clone(),
-            project,
-            commit: build.revision.clone(),
-            build: build.id,
-            status: status.clone(),
-            version: 0,
-            tries: 0,
-            not_before: 0,
-            last_error: None,
-        };
-        if let Err(e) = self.store.put_status(outgoing) {
-            tracing::warn!(build = build.id, error = %e, "queueing a commit status");
+        if self
+            .queue_status(&build.repo_url, &build.revision, build.id, status.clone())
+            .is_none()
+        {
             return false;
         }
         let last = build.reporting.take();
@@ -152,8 +139,44 @@ impl State {
             posted_at: last.as_ref().and_then(|r| r.posted_at),
             error: last.and_then(|r| r.error),
         });
-        self.statuses_waiting.notify_one();
         true
+    }
+
+    /// Puts a status for `commit` of the repo at `repo_url` in the outbox
+    /// (`build` 0 when it tells of no build), when a forge hosts the repo.
+    /// Returns the forge's name.
+    pub(crate) fn queue_status(
+        &self,
+        repo_url: &str,
+        commit: &str,
+        build: u64,
+        status: Status,
+    ) -> Option<String> {
+        let forge = read(&self.cybertron)
+            .spec
+            .forge_for(repo_url)
+            .map(|f| f.name.clone())?;
+        let Some(project) = ForgeSpec::project_of(repo_url) else {
+            tracing::warn!(build, forge = %forge, "no owner/name in the repo's URL: no commit status");
+            return None;
+        };
+        let outgoing = Outgoing {
+            forge: forge.clone(),
+            project,
+            commit: commit.to_string(),
+            build,
+            status,
+            version: 0,
+            tries: 0,
+            not_before: 0,
+            last_error: None,
+        };
+        if let Err(e) = self.store.put_status(outgoing) {
+            tracing::warn!(build, error = %e, "queueing a commit status");
+            return None;
+        }
+        self.statuses_waiting.notify_one();
+        Some(forge)
     }
 
     /// How a post went: noted on the build it told of (the last error shows

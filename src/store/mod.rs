@@ -16,6 +16,7 @@
 //! - `access`: people's tokens (`token/` + sha256 → [`PersonToken`]), browser
 //!   sessions (`session/` + sha256 → [`SessionRecord`]) and one-time login
 //!   links (`link/` + sha256 → [`LoginLink`]); see `access`
+//! - `pulls`: repo name, 0, number (u64 BE) → [`pulls::PullRecord`]
 //! - `outbox`: commit statuses waiting to be posted (see `outbox`)
 //! - `meta`: counters (next build number per builder), and under `heads/`
 //!   the branch heads the poller last saw (see `heads`)
@@ -28,6 +29,7 @@ mod access;
 mod heads;
 mod logs;
 pub mod outbox;
+pub mod pulls;
 mod records;
 mod schedule;
 
@@ -69,6 +71,7 @@ pub struct Store {
     meta: Tree,
     access: Tree,
     outbox: Tree,
+    pulls: Tree,
     log_files: logs::LogFiles,
 }
 
@@ -156,6 +159,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             access: db.open_tree("access")?,
             outbox: db.open_tree("outbox")?,
+            pulls: db.open_tree("pulls")?,
             log_files: logs::LogFiles::open(dir.join("logs"))?,
             db,
         };

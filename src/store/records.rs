@@ -145,6 +145,18 @@ pub struct BuildRecord {
     /// names one for the repo.
     #[serde(default)]
     pub reporting: Option<ForgeReport>,
+    /// The pull or merge request it builds the head of, if it does.
+    #[serde(default)]
+    pub pull_request: Option<PullRef>,
+}
+
+/// The request a build is of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PullRef {
+    pub number: u64,
+    /// The target repo's ref that holds the head; the worker fetches it.
+    pub fetch_ref: String,
+    pub fork: bool,
 }
 
 /// A build's commit status on its forge: what was last asked, what was last

@@ -60,6 +60,7 @@ fn queued(builder_name: &str) -> BuildRecord {
         revisions: BTreeMap::new(),
         got: BTreeMap::new(),
         reporting: None,
+        pull_request: None,
     }
 }
 

@@ -2,11 +2,12 @@
 //! (online or when last seen, what each runs), and a repo (where it comes
 //! from, its graph's provenance, its config error as `eval` prints it).
 
-use super::format::{absolute, ago, iso, size};
+use super::format::{absolute, ago, build_label, iso, size};
 use super::page::{not_found, render, Nav};
 use crate::access::caller::Caller;
 use crate::config::access::{redact_url, Role};
 use crate::megatron::state::State;
+use crate::store::pulls::PullState;
 use crate::store::{now_ms, RepoError};
 use crate::sync::{lock, read};
 use askama::Template;
@@ -157,6 +158,26 @@ struct RepoPage {
     /// The repo's sums: logs and artifacts kept.
     logs: String,
     artifacts: String,
+    /// Open requests first, then the last closed ones.
+    pulls: Vec<PullView>,
+    may_operate: bool,
+}
+
+/// A pull request on its repo's page.
+pub struct PullView {
+    pub number: u64,
+    pub title: String,
+    pub author: String,
+    pub head: String,
+    pub short: String,
+    pub fork: bool,
+    pub open: bool,
+    /// Who approved the head, if someone did.
+    pub approved_by: Option<String>,
+    pub waiting: Option<String>,
+    /// (id, builder, label)
+    pub builds: Vec<(u64, String, super::format::Label)>,
+    pub ago: String,
 }
 
 /// A builder on its repo's page, with the disk its history takes.
@@ -184,6 +205,44 @@ pub async fn repo(
         .and_then(|(_, all)| all.iter().find(|r| r.repo == name).cloned())
         .unwrap_or_default();
     let counted = counted.map(|(at, _)| ago(at, now));
+    let pulls = {
+        let repo_name = name.clone();
+        state
+            .blocking(move |s| -> Vec<PullView> {
+                let mut pulls = s.store.pulls(&repo_name).unwrap_or_default();
+                // Open ones first; a few closed ones after.
+                pulls.sort_by_key(|p| (p.state != PullState::Open, std::cmp::Reverse(p.number)));
+                pulls
+                    .into_iter()
+                    .filter(|p| p.state == PullState::Open || p.updated + 7 * 86_400_000 > now)
+                    .take(30)
+                    .map(|p| PullView {
+                        builds: p
+                            .builds
+                            .iter()
+                            .filter_map(|id| s.store.build(*id).ok())
+                            .map(|b| (b.id, b.builder.clone(), build_label(&b)))
+                            .collect(),
+                        short: p.head.chars().take(10).collect(),
+                        approved_by: p
+                            .approved
+                            .as_ref()
+                            .filter(|a| a.commit == p.head)
+                            .map(|a| a.by.clone()),
+                        open: p.state == PullState::Open,
+                        ago: ago(p.updated, now),
+                        number: p.number,
+                        title: p.title,
+                        author: p.author,
+                        head: p.head,
+                        fork: p.fork,
+                        waiting: p.waiting,
+                    })
+                    .collect()
+            })
+            .await
+    };
+    let may_operate = caller.may(Role::Operator, &name);
     let graph = repo.graph.as_ref().map(|g| GraphView {
         version: g.version,
         commit: g.commit.clone(),
@@ -232,6 +291,8 @@ pub async fn repo(
             logs: size(usage.log_bytes),
             artifacts: size(usage.artifact_bytes),
             graph,
+            pulls,
+            may_operate,
             name,
         },
     )
@@ -264,4 +325,43 @@ pub async fn changes(state: Extract<Arc<State>>) -> axum::response::Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response()
+}
+
+/// `POST /repos/{repo}/pulls/{number}/approve` (a form with `commit`):
+/// an operator lets a fork's head build, then sees the repo page again.
+pub async fn approve_pull(
+    state: Extract<Arc<State>>,
+    Extension(caller): Extension<Caller>,
+    Path((repo, number)): Path<(String, u64)>,
+    body: axum::body::Bytes,
+) -> Response {
+    use axum::response::{IntoResponse, Redirect};
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let commit = fields
+        .into_iter()
+        .find(|(key, _)| key == "commit")
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let by = caller.name().unwrap_or("anonymous").to_string();
+    let name = repo.clone();
+    match state
+        .blocking(move |s| s.approve_pull(&name, number, &commit, &by))
+        .await
+    {
+        Ok(_) => {
+            state.queue_changed.notify_waiters();
+            Redirect::to(&format!(
+                "/repos/{}",
+                crate::megatron::artifacts::paths::encode_segment(&repo)
+            ))
+            .into_response()
+        }
+        Err(e) => {
+            let status = match e {
+                crate::megatron::Error::NotFound(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
+            super::page::message(&caller, status, "Not approved", &e.to_string())
+        }
+    }
 }

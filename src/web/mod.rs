@@ -61,6 +61,12 @@ fn routes(state: Arc<State>) -> Routes {
     Routes::new(state, Face::Page)
         .at(M::GET, "/", view, home::index)
         .at(M::GET, "/repos/{repo}", view, lists::repo)
+        .at(
+            M::POST,
+            "/repos/{repo}/pulls/{number}/approve",
+            operate,
+            lists::approve_pull,
+        )
         .at(M::GET, "/builders/{name}", view, builder::show)
         .at(M::POST, "/builders/{name}/force", operate, builder::force)
         .at(M::GET, "/builds/{id}", view, build::show)

@@ -30,6 +30,9 @@ pub struct Request<'a> {
     pub repo_url: &'a str,
     /// The repo's revision; the megatron already applied any pin to it.
     pub revision: &'a str,
+    /// Refs of the repo to fetch besides branches and tags (a pull
+    /// request's head).
+    pub fetch_refs: &'a [String],
     pub deps: &'a [DepSpec],
     /// URL or folder name → revision, winning over a dep's own.
     pub pins: &'a BTreeMap<String, String>,
@@ -86,10 +89,11 @@ fn checkout_into(
     std::fs::create_dir_all(&workspace.deps_dir)
         .with_context(|| format!("creating {}", workspace.deps_dir.display()))?;
     let commit = match request.mode {
-        Mode::Worker => workspace::sync(
+        Mode::Worker => workspace::sync_with_refs(
             &workspace.build_dir,
             request.repo_url,
             Some(request.revision),
+            request.fetch_refs,
             log,
             stop,
         )?

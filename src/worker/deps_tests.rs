@@ -62,6 +62,7 @@ fn run(
         repo: "hello",
         repo_url: &url,
         revision: "HEAD",
+        fetch_refs: &[],
         deps,
         pins,
         get_folders: vec!["hello-other"],

@@ -179,6 +179,7 @@ impl JobRunner<'_> {
             repo: &self.job.repo,
             repo_url: &self.job.repo_url,
             revision: &self.job.revision,
+            fetch_refs: &self.job.fetch_refs,
             deps: &self.job.deps,
             pins: &self.job.revisions,
             get_folders: self.job.get.iter().map(|g| g.folder.as_str()).collect(),

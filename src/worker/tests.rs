@@ -52,6 +52,7 @@ fn job(build: u64, repo_dir: &Path, revision: &str, steps: Vec<Step>) -> Job {
         max_step_seconds: 60,
         heartbeat_ms: 200,
         deps: vec![],
+        fetch_refs: vec![],
         revisions: BTreeMap::new(),
         get: vec![],
         upload: BTreeMap::new(),

@@ -85,7 +85,25 @@ pub fn sync(
     log: &mut dyn FnMut(&str),
     stop: &dyn Fn() -> bool,
 ) -> Result<Oid, StepError> {
+    sync_with_refs(dir, url, revision, &[], log, stop)
+}
+
+/// [`sync`], also fetching `extra_refs` of the remote (a pull request's
+/// `refs/pull/7/head`) when the revision is not among its branches and tags.
+pub fn sync_with_refs(
+    dir: &Path,
+    url: &str,
+    revision: Option<&str>,
+    extra_refs: &[String],
+    log: &mut dyn FnMut(&str),
+    stop: &dyn Fn() -> bool,
+) -> Result<Oid, StepError> {
     let repo = open_or_clone(dir, url, log, stop)?;
+    if let Some(revision) = revision {
+        if !extra_refs.is_empty() && resolve(&repo, revision).is_err() {
+            fetch_extra_refs(&repo, url, extra_refs, log, stop)?;
+        }
+    }
     let commit = match revision {
         Some(revision) => resolve(&repo, revision)?,
         None => resolve(&repo, "refs/remotes/origin/HEAD")
@@ -184,6 +202,28 @@ fn open_or_clone(
         .fetch_options(fetch_options(stop))
         .clone(url, dir)
         .map_err(|e| git_failure(e, &format!("cloning {url}"), stop))
+}
+
+/// Fetches refs beyond branches and tags into `refs/remotes/origin/extra/`.
+fn fetch_extra_refs(
+    repo: &Repository,
+    url: &str,
+    refs: &[String],
+    log: &mut dyn FnMut(&str),
+    stop: &dyn Fn() -> bool,
+) -> Result<(), StepError> {
+    let specs: Vec<String> = refs
+        .iter()
+        .filter(|r| r.starts_with("refs/") && !r.contains(':') && !r.contains(".."))
+        .map(|r| format!("+{r}:refs/remotes/origin/extra/{}", &r["refs/".len()..]))
+        .collect();
+    log(&format!("fetching {} of {url}", refs.join(", ")));
+    let mut remote = repo
+        .find_remote("origin")
+        .map_err(|e| exception(e, "finding the origin remote"))?;
+    remote
+        .fetch(&specs, Some(&mut fetch_options(stop)), None)
+        .map_err(|e| git_failure(e, &format!("fetching {} of {url}", refs.join(", ")), stop))
 }
 
 /// Fetch options that abort the transfer once `stop` answers true.

@@ -19,6 +19,7 @@ mod layers;
 mod logs;
 mod openapi;
 mod polling;
+mod pulls;
 mod reload;
 mod resilience;
 mod shutdown;
