@@ -33,7 +33,7 @@ const SLEEP_SLICE: Duration = Duration::from_millis(50);
 const LOG_BATCH: usize = 64 * 1024;
 const LOG_FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The largest body of one log call.
-const LOG_CHUNK: usize = 256 * 1024;
+const LOG_CHUNK: usize = 1024 * 1024;
 /// Output kept in memory while it waits to be sent, unless the worker is
 /// told otherwise ([`super::WorkerConfig::log_queue_bytes`]).
 pub const LOG_QUEUE_LIMIT: usize = 64 * 1024 * 1024;

@@ -224,7 +224,11 @@ fn kill_9_while_a_log_streams_loses_no_acknowledged_line() {
 
 #[test]
 fn a_chunk_sent_again_is_stored_once() {
-    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    // No heartbeats are sent: a lease long enough for a busy machine.
+    let megatron = Megatron::start_with_flags(
+        r#"cybertron = #{ workers: #{ w1: #{} } };"#,
+        &["--lease-ms", "30000"],
+    );
     let repo = GitRepo::new(
         "again",
         r#"constructicon = #{
