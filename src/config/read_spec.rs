@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 /// must start with.
 pub fn read_constructicon(reader: &mut Reader, value: &Value, repo: &str) -> ConstructiconSpec {
     let mut spec = ConstructiconSpec::default();
-    let Some(top) = reader.fields(value, "", &["builders", "schedulers", "workers"]) else {
+    let Some(top) = reader.fields(value, "", &["builders", "schedulers", "workers", "secrets"])
+    else {
         return spec;
     };
     match top.get("builders") {
@@ -51,6 +52,9 @@ pub fn read_constructicon(reader: &mut Reader, value: &Value, repo: &str) -> Con
             }
         }
     }
+    if let Some(secrets) = top.get("secrets") {
+        spec.secrets = super::secrets::read_repo_secrets(reader, secrets);
+    }
     spec
 }
 
@@ -78,6 +82,7 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         "public_url",
         "max_log_mb",
         "forges",
+        "secrets",
     ];
     let Some(top) = reader.fields(value, "", &keys) else {
         return spec;
@@ -170,6 +175,9 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(forges) = top.get("forges") {
         spec.forges = super::forges::read_forges(reader, forges);
+    }
+    if let Some(secrets) = top.get("secrets") {
+        spec.secrets = super::secrets::read_maintainer_secrets(reader, secrets);
     }
     if let Some(cap) = top.get("max_log_mb") {
         spec.max_log_mb = reader

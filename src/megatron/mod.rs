@@ -11,6 +11,7 @@
 //!   would be and compared with the live graph, storing nothing.
 //! - [`queue`]: force, start, collapse, cancel.
 //! - [`claim`]: a worker's claim and `get` resolution.
+//! - [`secrets`]: each repo's key pair, and the secrets a claimed build gets.
 //! - [`reports`]: a worker's reports on its build.
 //! - [`leases`]: lease checks and expiry.
 //! - [`horizon`]: history kept per builder.
@@ -29,6 +30,7 @@ pub mod leases;
 pub mod queue;
 pub mod reports;
 pub mod repos;
+pub mod secrets;
 pub mod speculate;
 pub mod state;
 pub mod statuses;

@@ -20,6 +20,7 @@ fn builder(name: &str) -> Builder {
         url: BTreeMap::new(),
         get: Vec::new(),
         collapse: false,
+        secrets: Vec::new(),
     }
 }
 
@@ -60,6 +61,8 @@ fn queued(builder_name: &str) -> BuildRecord {
         revisions: BTreeMap::new(),
         got: BTreeMap::new(),
         reporting: None,
+        trigger: None,
+        withheld: Vec::new(),
     }
 }
 
@@ -224,6 +227,7 @@ fn repos_and_graph_versions() {
         builders: BTreeMap::from([("r-a".to_string(), builder("r-a"))]),
         schedulers: BTreeMap::new(),
         workers: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         config_hash: "h".into(),
         cybertron_hash: "c".into(),
     };
