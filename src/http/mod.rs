@@ -85,6 +85,12 @@ fn routes(state: Arc<State>) -> Routes {
             operate,
             repos::eval_config,
         )
+        .at(
+            M::GET,
+            "/api/v1/repos/{repo}/public-key",
+            view,
+            repos::public_key,
+        )
         .at(M::GET, "/api/v1/builders", view, builders::list_builders)
         .at(
             M::GET,

@@ -41,6 +41,7 @@ use utoipa::OpenApi;
         repos::remove_repo,
         repos::refresh_repo,
         repos::eval_config,
+        repos::public_key,
         builders::list_builders,
         builders::get_builder,
         builders::builder_builds,

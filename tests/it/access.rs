@@ -194,6 +194,7 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
         ("DELETE", "/api/v1/repos/{repo}", Role(Maintainer)),
         ("POST", "/api/v1/repos/{repo}/refresh", Role(Maintainer)),
         ("POST", "/api/v1/repos/{repo}/eval", Role(Operator)),
+        ("GET", "/api/v1/repos/{repo}/public-key", Role(Viewer)),
         ("GET", "/api/v1/builders", Role(Viewer)),
         ("GET", "/api/v1/builders/{name}", Role(Viewer)),
         ("GET", "/api/v1/builders/{name}/builds", Role(Viewer)),
