@@ -256,6 +256,11 @@ fn secrets_reach_only_the_builds_they_are_for_and_never_show() {
         withheld(&build),
         ["deploy_token withheld: branch feature-x does not match ^main$"]
     );
+    let page = megatron.get_text(&format!("/builds/{branch}"));
+    assert!(
+        page.contains("deploy_token withheld: branch feature-x does not match ^main$"),
+        "{page}"
+    );
 
     // No value anywhere: the API's answers, the pages, the data dir (store,
     // logs, mirrors, keys) and the megatron's own log.
