@@ -34,18 +34,24 @@ fn from_fork(_build: &BuildRecord) -> bool {
 }
 
 impl State {
-    fn repo_key_path(&self, repo: &str) -> PathBuf {
-        self.data_dir.join("repo-keys").join(format!("{repo}.age"))
+    /// The key's file: named by the repo and its URL, so a repo taken again
+    /// from the same URL keeps its key, and another repo that comes to have
+    /// the same name (from another URL) never opens the first one's secrets.
+    fn repo_key_path(&self, repo: &str, url: &str) -> PathBuf {
+        let url_hash = crate::token::secret_hash(crate::model::url_key(url));
+        self.data_dir
+            .join("repo-keys")
+            .join(format!("{repo}-{}.age", &url_hash[..16]))
     }
 
     /// The repo's identity (private key), created the first time any
     /// caller needs it. Two callers racing both end with the same key: the
     /// file is linked into place only if none is there yet.
-    fn repo_identity(&self, repo: &str) -> Result<age::x25519::Identity> {
+    fn repo_identity(&self, repo: &str, url: &str) -> Result<age::x25519::Identity> {
         crate::model::check_name(repo).map_or(Ok(()), |why| {
             Err(Error::BadRequest(format!("repo {repo}: {why}")))
         })?;
-        let path = self.repo_key_path(repo);
+        let path = self.repo_key_path(repo, url);
         let internal = |doing: &str, e: &dyn std::fmt::Display| {
             Error::Internal(format!("{doing} {}: {e}", path.display()))
         };
@@ -93,10 +99,11 @@ impl State {
 
     /// The public key users encrypt their repo's secrets to (`age1...`).
     pub fn repo_public_key(&self, repo: &str) -> Result<String> {
-        if !read(&self.repos).contains_key(repo) {
-            return Err(Error::NotFound(format!("repo {repo} not found")));
-        }
-        Ok(self.repo_identity(repo)?.to_public().to_string())
+        let url = read(&self.repos)
+            .get(repo)
+            .map(|r| r.record.url.clone())
+            .ok_or_else(|| Error::NotFound(format!("repo {repo} not found")))?;
+        Ok(self.repo_identity(repo, &url)?.to_public().to_string())
     }
 
     /// The secrets a build gets on `worker`, and those it does not with why.
@@ -144,7 +151,7 @@ impl State {
                 });
                 match ciphertexts.get(name) {
                     Some(ciphertext) => self
-                        .decrypt(&build.repo, ciphertext)
+                        .decrypt(&build.repo, &build.repo_url, ciphertext)
                         .map(|value| (value, false)),
                     None => Err("neither cybertron nor the repo's config declares it now".into()),
                 }
@@ -173,9 +180,14 @@ impl State {
 
     /// A repo secret's value. Only this repo's key can open it; anything
     /// else says which repo's key it is not for.
-    fn decrypt(&self, repo: &str, ciphertext: &str) -> std::result::Result<String, String> {
+    fn decrypt(
+        &self,
+        repo: &str,
+        url: &str,
+        ciphertext: &str,
+    ) -> std::result::Result<String, String> {
         let identity = self
-            .repo_identity(repo)
+            .repo_identity(repo, url)
             .map_err(|e| format!("repo {repo}'s key cannot be had: {e}"))?;
         let plain = age::decrypt(&identity, ciphertext.trim().as_bytes()).map_err(|e| {
             match e {

@@ -115,11 +115,13 @@ fn secrets_reach_only_the_builds_they_are_for_and_never_show() {
         deploy_token: #{{ file: "{}", repos: ["app*"], branches: "^main$" }},
         signing_key: #{{ file: "{}", as_file: true }},
         short: #{{ file: "{}" }},
+        commit_only: #{{ file: "{}", triggers: ["commit", "push"] }},
     }},
 }};"#,
         deploy_file.display(),
         key_file.display(),
-        short_file.display()
+        short_file.display(),
+        deploy_file.display()
     );
     let megatron = Megatron::start_logged(&cybertron);
 
@@ -139,9 +141,16 @@ fn secrets_reach_only_the_builds_they_are_for_and_never_show() {
         .as_str()
         .unwrap()
         .starts_with("age1"));
-    let key_path = megatron.dir.join("data/repo-keys/app.age");
+    let keys: Vec<std::path::PathBuf> = std::fs::read_dir(megatron.dir.join("data/repo-keys"))
+        .expect("the keys' folder")
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let name = keys[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.starts_with("app-") && name.ends_with(".age"), "{name}");
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&key_path)
+        &std::fs::metadata(&keys[0])
             .expect("the key file")
             .permissions(),
     );
@@ -179,7 +188,7 @@ fn secrets_reach_only_the_builds_they_are_for_and_never_show() {
         r#"constructicon = #{{
     secrets: #{{ token: `{ciphertext}` }},
     schedulers: #{{ manual: #{{ type: "force" }} }},
-    builders: #{{ deploy: #{{ commands: [`test -z "$DEPLOY_TOKEN$TOKEN"`], schedulers: ["manual"], secrets: ["deploy_token", "token"] }} }},
+    builders: #{{ deploy: #{{ commands: [`test -z "$DEPLOY_TOKEN$TOKEN$COMMIT_ONLY"`], schedulers: ["manual"], secrets: ["deploy_token", "token", "commit_only"] }} }},
 }};"#
     );
     let lib = GitRepo::new("lib", &lib_config);
@@ -246,6 +255,7 @@ fn secrets_reach_only_the_builds_they_are_for_and_never_show() {
         [
             "deploy_token withheld: repo lib does not match app*",
             "token withheld: it was not encrypted to repo lib's key (copied from another repo?); encrypt it with `constructicon encrypt --repo lib`",
+            "commit_only withheld: started by force, and it is given only to builds started by commit, push",
         ]
     );
 
