@@ -62,6 +62,10 @@ pub enum Command {
     Login(LoginArgs),
     /// Forget the token kept for this megatron.
     Logout(LogoutArgs),
+    /// Encrypt a secret for a repo's config: reads the value on stdin,
+    /// prints the armoured ciphertext to put in the config's `secrets`.
+    /// Only that megatron can open it, and only for that repo's builds.
+    Encrypt(EncryptArgs),
     /// In a checkout of a repo: fetch a builder's deps and `get` results
     /// beside it, as a worker would (`.` for every builder of the repo).
     Get(GetArgs),
@@ -160,6 +164,19 @@ pub struct MegatronAddress {
     /// The megatron's URL.
     #[arg(long, value_name = "URL", env = "CONSTRUCTICON_MEGATRON", default_value = DEFAULT_MEGATRON)]
     pub megatron: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The repo whose builds get the secret (its name on the megatron).
+    #[arg(long, value_name = "NAME")]
+    pub repo: String,
+    /// The megatron holding the repo's key; the same as --megatron, which
+    /// it overrides.
+    #[arg(long, value_name = "URL")]
+    pub against: Option<String>,
+    #[command(flatten)]
+    pub address: MegatronAddress,
 }
 
 #[derive(Debug, Args)]

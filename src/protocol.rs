@@ -108,6 +108,39 @@ pub struct Job {
     /// The most bytes the megatron takes for one build's uploads.
     #[serde(default)]
     pub max_upload_bytes: u64,
+    /// The secrets the steps get, read or decrypted by the megatron for
+    /// this claim only: never stored, never shown, masked in the logs.
+    #[serde(default)]
+    pub secrets: Vec<JobSecret>,
+    /// The secrets the builder names that this build does not get, each
+    /// with why ("deploy_token withheld: branch x does not match ^main$").
+    #[serde(default)]
+    pub withheld: Vec<String>,
+}
+
+/// One secret handed to the claiming worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobSecret {
+    pub name: String,
+    /// The environment variable the steps find it in.
+    pub variable: String,
+    #[schema(value_type = String)]
+    pub value: SecretValue,
+    /// The variable holds a file's path, the file the value.
+    #[serde(default)]
+    pub as_file: bool,
+}
+
+/// A secret's value on the wire: `Debug` never shows it, so no log line
+/// that prints a job can carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(pub String);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(..)")
+    }
 }
 
 /// One `get` entry as the megatron resolved it when the job was claimed.

@@ -288,6 +288,9 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
         let _ = writeln!(out, "  workers:    {}", list(&builder.workers));
         let _ = writeln!(out, "  schedulers: {}", list(&builder.schedulers));
         let _ = writeln!(out, "  resources:  {}", list(&builder.resources));
+        if !builder.secrets.is_empty() {
+            let _ = writeln!(out, "  secrets:    {}", builder.secrets.join(", "));
+        }
         if !builder.deps.is_empty() {
             let deps: Vec<String> = builder
                 .deps

@@ -2,6 +2,7 @@
 //! command to [`run`]; each file below is one command (or a family).
 
 pub mod demo;
+pub mod encrypt;
 pub mod eval;
 pub mod eval_against;
 pub mod follow;
@@ -39,6 +40,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Token(args) => token::run(args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
+        Command::Encrypt(args) => encrypt::run(args),
         Command::Get(args) => get::run(args),
         Command::Demo(args) => demo::run(args),
     }

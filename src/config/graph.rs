@@ -29,6 +29,10 @@ pub struct Graph {
     pub schedulers: BTreeMap<String, Scheduler>,
     /// The repo's user workers.
     pub workers: BTreeMap<String, Features>,
+    /// The repo's own secrets: name → armoured age ciphertext, opened only
+    /// by the megatron when a build that names one is claimed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// sha256 of the config's text and the repo files it imports.
     pub config_hash: String,
     /// sha256 of the cybertron it was merged with.
@@ -69,6 +73,10 @@ pub struct Builder {
     /// when the builder does not say).
     #[serde(default)]
     pub collapse: bool,
+    /// The secrets its steps get, by name (its own, then builder_base's):
+    /// cybertron's or the repo's. Names only; values never reach a graph.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// One `get` entry: whose results, where they land, and how the build is
@@ -169,6 +177,20 @@ pub fn build(
                 cybertron: false,
             },
         );
+    }
+
+    for name in spec.secrets.keys() {
+        if cybertron.secrets.contains_key(name) {
+            report(
+                Origin::Repo,
+                Problem::new(
+                    &child("secrets", name),
+                    format!(
+                        "secret \"{name}\" is already defined by cybertron; choose another name"
+                    ),
+                ),
+            );
+        }
     }
 
     // Workers: cybertron's, and this repo's own.
@@ -449,6 +471,22 @@ pub fn build(
             });
         }
 
+        for (i, secret) in builder.secrets.iter().enumerate() {
+            if !cybertron.secrets.contains_key(secret) && !spec.secrets.contains_key(secret) {
+                let known: Vec<String> = spec
+                    .secrets
+                    .keys()
+                    .chain(cybertron.secrets.keys())
+                    .cloned()
+                    .collect();
+                report(
+                    Origin::Repo,
+                    unknown_secret(&index(&child(&path, "secrets"), i), secret, &known),
+                );
+            }
+        }
+        let secrets = union(&builder.secrets, &base.secrets);
+
         let zip = union(&builder.zip, &base.zip);
         let unzip = union(&builder.unzip, &base.unzip);
         let mut accept = Vec::new();
@@ -473,6 +511,7 @@ pub fn build(
                 url,
                 get,
                 collapse: builder.collapse.or(base.collapse).unwrap_or(false),
+                secrets,
             },
         );
     }
@@ -482,6 +521,7 @@ pub fn build(
         builders,
         schedulers,
         workers: spec.workers.clone(),
+        secrets: spec.secrets.clone(),
         config_hash: String::new(),
         cybertron_hash: String::new(),
     }
@@ -540,6 +580,16 @@ pub fn check_cybertron(sandbox: &Sandbox, cybertron: &CybertronSpec, problems: &
             }
         }
     }
+    for (i, secret) in base.secrets.iter().enumerate() {
+        if !cybertron.secrets.contains_key(secret) {
+            let known: Vec<String> = cybertron.secrets.keys().cloned().collect();
+            problems.push(unknown_secret(
+                &index("builder_base.secrets", i),
+                secret,
+                &known,
+            ));
+        }
+    }
     if !base.get.is_empty() {
         problems.push(Problem::new(
             "builder_base.get",
@@ -554,6 +604,7 @@ fn empty_graph(repo: &str) -> Graph {
         builders: BTreeMap::new(),
         schedulers: BTreeMap::new(),
         workers: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         config_hash: String::new(),
         cybertron_hash: String::new(),
     }
@@ -600,5 +651,17 @@ fn unknown_resource(path: &str, name: &str, declared: &[String]) -> Problem {
             .help("cybertron declares no resources; its maintainers add them to its \"resources\"")
     } else {
         problem.help(suggest(name, declared, "cybertron declares"))
+    }
+}
+
+/// A secret name neither cybertron nor the repo declares.
+fn unknown_secret(path: &str, name: &str, known: &[String]) -> Problem {
+    let problem = Problem::new(path, format!("secret \"{name}\" is not declared")).at_value();
+    if known.is_empty() {
+        problem.help(
+            "no secret is declared: cybertron's maintainers declare theirs in its \"secrets\", a repo its encrypted ones in its own \"secrets\"",
+        )
+    } else {
+        problem.help(suggest(name, known, "declared secrets"))
     }
 }

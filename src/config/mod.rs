@@ -25,6 +25,7 @@ pub mod resolver;
 pub mod sandbox;
 pub mod script_error;
 pub mod secret_source;
+pub mod secrets;
 pub mod source_keys;
 pub mod spec;
 pub mod words;

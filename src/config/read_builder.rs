@@ -24,6 +24,7 @@ const BUILDER_KEYS: &[&str] = &[
     "resources",
     "get",
     "collapse",
+    "secrets",
 ];
 
 /// Reads a builder spec; `commands` is required except in `builder_base`.
@@ -60,6 +61,19 @@ pub fn read_builder(
     }
     if let Some(collapse) = fields.get("collapse") {
         builder.collapse = reader.bool(collapse, &fields.path_of("collapse"));
+    }
+    if let Some(secrets) = fields.get("secrets") {
+        let path = fields.path_of("secrets");
+        for (i, name) in reader.strings(secrets, &path).into_iter().enumerate() {
+            if builder.secrets.contains(&name) {
+                reader.problem(
+                    &index(&path, i),
+                    format!("secret \"{name}\" is named twice"),
+                );
+            } else {
+                builder.secrets.push(name);
+            }
+        }
     }
     if let Some(get) = fields.get("get") {
         let path = fields.path_of("get");

@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 /// must start with.
 pub fn read_constructicon(reader: &mut Reader, value: &Value, repo: &str) -> ConstructiconSpec {
     let mut spec = ConstructiconSpec::default();
-    let Some(top) = reader.fields(value, "", &["builders", "schedulers", "workers"]) else {
+    let Some(top) = reader.fields(value, "", &["builders", "schedulers", "workers", "secrets"])
+    else {
         return spec;
     };
     match top.get("builders") {
@@ -51,6 +52,9 @@ pub fn read_constructicon(reader: &mut Reader, value: &Value, repo: &str) -> Con
             }
         }
     }
+    if let Some(secrets) = top.get("secrets") {
+        spec.secrets = super::secrets::read_repo_secrets(reader, secrets);
+    }
     spec
 }
 
@@ -79,6 +83,7 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
         "max_log_mb",
         "forges",
         "pull_requests",
+        "secrets",
     ];
     let Some(top) = reader.fields(value, "", &keys) else {
         return spec;
@@ -178,6 +183,9 @@ pub fn read_cybertron(reader: &mut Reader, value: &Value) -> CybertronSpec {
     }
     if let Some(forges) = top.get("forges") {
         spec.forges = super::forges::read_forges(reader, forges);
+    }
+    if let Some(secrets) = top.get("secrets") {
+        spec.secrets = super::secrets::read_maintainer_secrets(reader, secrets);
     }
     if let Some(cap) = top.get("max_log_mb") {
         spec.max_log_mb = reader

@@ -32,6 +32,8 @@ pub struct ConstructiconSpec {
     pub builders: BTreeMap<String, BuilderSpec>,
     pub schedulers: BTreeMap<String, SchedulerSpec>,
     pub workers: BTreeMap<String, Features>,
+    /// The repo's own secrets: name → armoured age ciphertext.
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// `cybertron = #{ workers, builder_base, schedulers, resources, horizon, listen, hostname }`.
@@ -69,6 +71,8 @@ pub struct CybertronSpec {
     /// Builds of pull requests from forks run only on workers for which
     /// this accept expression holds (`pull_requests.fork_workers`).
     pub fork_workers: Option<String>,
+    /// The maintainers' secrets: where each is and the builds it reaches.
+    pub secrets: BTreeMap<String, super::secrets::MaintainerSecret>,
 }
 
 impl CybertronSpec {
@@ -102,6 +106,8 @@ pub struct BuilderSpec {
     pub get: BTreeMap<String, Vec<String>>,
     /// Keep only the newest pending build per branch.
     pub collapse: Option<bool>,
+    /// The secrets its steps get, by name: cybertron's or the repo's.
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! a file of their own, beside the evaluation code in `mod.rs`, to keep that
 //! file short enough to read.
 
+use super::spec::SecretSource;
 use super::*;
 
 fn cybertron(source: &str) -> Arc<Cybertron> {
@@ -324,4 +325,87 @@ fn forges_take_a_host_or_an_api_and_repos() {
         !messages.contains("\"github.com\" is not a host"),
         "{messages}"
     );
+}
+
+#[test]
+fn maintainers_secrets_say_where_and_whom() {
+    let ok = cybertron(
+        r#"cybertron = #{ workers: #{ w: #{} }, secrets: #{
+            deploy_token: #{ env: "DEPLOY_TOKEN" },
+            signing_key: #{ file: "/etc/ci/key", repos: ["app*"], builders: ["*-release"],
+                branches: "^(main|release/.*)$", triggers: ["force", "pull_request"],
+                fork_pull_requests: true, user_workers: true, as_file: true },
+        } };"#,
+    );
+    let deploy = &ok.spec.secrets["deploy_token"];
+    assert_eq!(deploy.source, SecretSource::Env("DEPLOY_TOKEN".into()));
+    assert_eq!(deploy.triggers, secrets::DEFAULT_TRIGGERS.to_vec());
+    assert!(!deploy.user_workers && !deploy.as_file && !deploy.fork_pull_requests);
+    let signing = &ok.spec.secrets["signing_key"];
+    assert_eq!(signing.repos, vec!["app*"]);
+    assert_eq!(signing.branches.as_deref(), Some("^(main|release/.*)$"));
+    assert!(signing.user_workers && signing.as_file && signing.fork_pull_requests);
+
+    let bad = evaluate_cybertron(
+        "cybertron.rhai",
+        br#"cybertron = #{ secrets: #{
+    plain: "hunter22",
+    both: #{ env: "A", file: "/b" },
+    filtered: #{ env: "A", branches: "(", triggers: ["merge"] },
+    forks: #{ env: "A", fork_pull_requests: true },
+    "bad-name": #{ env: "A" },
+} };"#
+            .to_vec(),
+        &Limits::default(),
+    );
+    let messages = messages(&bad);
+    let expected = [
+        "cybertron.rhai:2:12: secrets.plain: expected #{ env: \"VARIABLE\" } or #{ file: \"/path\" }: the secret itself never goes in cybertron",
+        "cybertron.rhai:3:5: secrets.both: expected #{ env: \"VARIABLE\" } or #{ file: \"/path\" }: the secret itself never goes in cybertron",
+        "cybertron.rhai:4:38: secrets.filtered.branches: invalid regex \"(\": unclosed group",
+        "cybertron.rhai:4:54: secrets.filtered.triggers[0]: unknown trigger \"merge\": expected \"force\", \"time\", \"commit\", \"push\" or \"pull_request\"",
+        "cybertron.rhai:5:25: secrets.forks.fork_pull_requests: fork_pull_requests needs \"pull_request\" in the secret's triggers",
+        "cybertron.rhai:6:5: secrets.bad-name: secret name \"bad-name\" cannot be an environment variable: use letters, digits and _, not starting with a digit",
+    ];
+    assert_eq!(messages, expected, "{messages:#?}");
+    assert!(!messages.join("\n").contains("hunter22"), "never echoed");
+}
+
+#[test]
+fn builders_name_secrets_that_exist() {
+    let cybertron = cybertron(
+        r#"cybertron = #{ workers: #{ w: #{} }, secrets: #{ deploy_token: #{ env: "DEPLOY_TOKEN" } } };"#,
+    );
+    let identity = age::x25519::Identity::generate();
+    let ciphertext = age::encrypt_and_armor(&identity.to_public(), b"hunter22").unwrap();
+    let good = repo(
+        "app",
+        &format!(
+            "constructicon = #{{ secrets: #{{ token: `{ciphertext}` }}, builders: #{{ b: #{{ commands: [\"true\"], secrets: [\"deploy_token\", \"token\"] }} }} }};"
+        ),
+        &cybertron,
+    );
+    assert_eq!(good.errors, vec![]);
+    let graph = good.value.expect("graph");
+    assert_eq!(
+        graph.builders["app-b"].secrets,
+        vec!["deploy_token", "token"]
+    );
+    assert_eq!(graph.secrets["token"], ciphertext);
+
+    let bad = repo(
+        "app",
+        r#"constructicon = #{
+    secrets: #{ deploy_token: "-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n", plain: "hunter22" },
+    builders: #{ b: #{ commands: ["true"], secrets: ["deploy_tokn"] } },
+};"#,
+        &cybertron,
+    );
+    let messages = messages(&bad);
+    let expected = [
+        "constructicon.rhai:2:31: secrets.deploy_token: the encrypted secret is malformed: Incomplete header",
+        "constructicon.rhai:2:118: secrets.plain: expected an encrypted secret starting with \"-----BEGIN AGE ENCRYPTED FILE-----\"; a secret's value never goes in a config",
+        "constructicon.rhai:3:54: builders.b.secrets[0]: secret \"deploy_tokn\" is not declared",
+    ];
+    assert_eq!(messages, expected, "{messages:#?}");
 }

@@ -98,6 +98,12 @@ fn routes(state: Arc<State>) -> Routes {
             operate,
             pulls::approve_pull,
         )
+        .at(
+            M::GET,
+            "/api/v1/repos/{repo}/public-key",
+            view,
+            repos::public_key,
+        )
         .at(M::GET, "/api/v1/builders", view, builders::list_builders)
         .at(
             M::GET,

@@ -45,6 +45,7 @@ use utoipa::OpenApi;
         repos::eval_config,
         pulls::list_pulls,
         pulls::approve_pull,
+        repos::public_key,
         builders::list_builders,
         builders::get_builder,
         builders::builder_builds,

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::extract::parse_json;
-use super::schema::{EvalAnswer, EvalRefused, RepoList, RepoRemoved, RepoView};
+use super::schema::{EvalAnswer, EvalRefused, RepoList, RepoPublicKey, RepoRemoved, RepoView};
 use super::views::repo_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
@@ -123,6 +123,34 @@ pub async fn get_repo(
         .get(&name)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("repo {name} not found")))?;
     Ok(Json(repo_view(repo)))
+}
+
+/// The key a repo's secrets are encrypted to
+///
+/// An age X25519 public key, made for this repo the first time it is asked
+/// for. Encrypt a value to it (`constructicon encrypt --repo R` does) and
+/// put the armoured text in the repo's `secrets`: only the megatron can
+/// open it, and only for this repo's builds.
+#[utoipa::path(
+    get,
+    path = "/api/v1/repos/{repo}/public-key",
+    tag = "repos",
+    params(("repo" = String, Path, description = "The repo's name")),
+    responses(
+        (status = 200, description = "The repo's public key", body = RepoPublicKey),
+        (status = 404, description = "No such repo", body = ErrorBody),
+    )
+)]
+pub async fn public_key(
+    state: AppState,
+    Path(name): Path<String>,
+) -> Result<Json<RepoPublicKey>, ApiError> {
+    let repo = name.clone();
+    let public_key = state.blocking(move |s| s.repo_public_key(&repo)).await?;
+    Ok(Json(RepoPublicKey {
+        repo: name,
+        public_key,
+    }))
 }
 
 /// Fetches a repo and evaluates its config again

@@ -52,6 +52,16 @@ pub struct RepoRemoved {
     pub cancelled: usize,
 }
 
+/// `GET /api/v1/repos/{repo}/public-key`: what the repo's secrets are
+/// encrypted to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepoPublicKey {
+    pub repo: String,
+    /// An age X25519 recipient (`age1...`); only the megatron holds the
+    /// private key, and only this repo's builds get what it opens.
+    pub public_key: String,
+}
+
 /// `POST /api/v1/repos/{repo}/eval`, when the config sent evaluates: how
 /// its graph differs from the live one. Nothing was stored.
 #[derive(Debug, Serialize, ToSchema)]

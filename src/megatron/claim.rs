@@ -4,6 +4,7 @@
 
 use super::dispatch::pending_of;
 use super::error::{Error, Result};
+use super::secrets::ClaimSecrets;
 use super::state::State;
 use crate::config::choose::choose_build;
 use crate::config::spec::MAX_TIMEOUT;
@@ -44,10 +45,13 @@ impl State {
             self.timing.lease,
         );
         let Some(id) = claimed else { return Ok(None) };
-        let written = (|| -> Result<(BuildRecord, Vec<GetJob>)> {
-            let get = self.resolve_get(&self.store.build(id)?.spec.get)?;
+        let written = (|| -> Result<(BuildRecord, Vec<GetJob>, ClaimSecrets)> {
+            let before = self.store.build(id)?;
+            let get = self.resolve_get(&before.spec.get)?;
+            let secrets = self.claim_secrets(&before, worker);
             let _write = lock(&self.build_write);
             let mut build = self.store.build(id)?;
+            build.withheld = secrets.withheld.clone();
             build.got = get
                 .iter()
                 .filter_map(|g| g.build.map(|b| (g.builder.clone(), b)))
@@ -59,14 +63,14 @@ impl State {
             build.started = Some(now_ms());
             self.ask_status(&mut build);
             self.store.put_build(&build)?;
-            Ok((build, get))
+            Ok((build, get, secrets))
         })()
-        .and_then(|(build, get)| {
+        .and_then(|(build, get, secrets)| {
             self.store.flush()?;
-            Ok((build, get))
+            Ok((build, get, secrets))
         });
         match written {
-            Ok((build, get)) => Ok(Some(Job {
+            Ok((build, get, secrets)) => Ok(Some(Job {
                 build: build.id,
                 lease,
                 builder: build.builder.clone(),
@@ -88,6 +92,8 @@ impl State {
                 upload: build.spec.upload.clone(),
                 zip: build.spec.zip.clone(),
                 max_upload_bytes: self.max_artifact_bytes,
+                secrets: secrets.secrets,
+                withheld: secrets.withheld,
             })),
             Err(e) => {
                 // The store did not take it: the build stays queued.

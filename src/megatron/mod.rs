@@ -12,6 +12,7 @@
 //! - [`pulls`]: pull and merge requests, built with their own config.
 //! - [`queue`]: force, start, collapse, cancel.
 //! - [`claim`]: a worker's claim and `get` resolution.
+//! - [`secrets`]: each repo's key pair, and the secrets a claimed build gets.
 //! - [`reports`]: a worker's reports on its build.
 //! - [`leases`]: lease checks and expiry.
 //! - [`horizon`]: history kept per builder.
@@ -31,6 +32,7 @@ pub mod pulls;
 pub mod queue;
 pub mod reports;
 pub mod repos;
+pub mod secrets;
 pub mod speculate;
 pub mod state;
 pub mod statuses;

@@ -308,6 +308,7 @@ impl State {
                         short(&head)
                     ),
                     by: None,
+                    trigger: crate::config::secrets::TriggerKind::PullRequest,
                 };
                 let pull = PullRef {
                     number: record.number,

@@ -8,6 +8,7 @@
 use super::dispatch::pending_of;
 use super::error::{Error, Result};
 use super::state::State;
+use crate::config::secrets::TriggerKind;
 use crate::config::spec::SchedulerSpec;
 use crate::protocol::{step_layout, BuildResult, StepKind, CHECKOUT_STEP, GET_STEP, UPLOAD_STEP};
 use crate::store::{now_ms, BuildRecord, BuildState, Provenance, StepRecord};
@@ -61,6 +62,8 @@ pub struct StartRequest {
     pub reason: String,
     /// The person who asked for it, when a person did.
     pub by: Option<String>,
+    /// What started it, as secret filters see it.
+    pub trigger: TriggerKind,
 }
 
 /// A build's step records, laid out as `protocol::step_layout` says.
@@ -182,6 +185,7 @@ impl State {
                 (None, None) => "forced".to_string(),
             },
             by: by.map(str::to_string),
+            trigger: TriggerKind::Force,
         })
     }
 
@@ -256,6 +260,8 @@ impl State {
             got: BTreeMap::new(),
             reporting: None,
             pull_request,
+            trigger: Some(request.trigger),
+            withheld: Vec::new(),
         };
         let mut build = self.store.create_build(record)?;
         {
@@ -322,6 +328,11 @@ impl State {
             pins,
             reason: format!("rebuild of {} #{}{who}", old.builder, old.number),
             by: by.map(str::to_string),
+            // A rebuild keeps what started the first run: a person asking
+            // again must not give a pull request's build more secrets.
+            trigger: old
+                .trigger
+                .unwrap_or_else(|| TriggerKind::of_reason(&old.reason)),
         })
     }
 

@@ -1,6 +1,7 @@
 //! What the store keeps: the on-disk forms of repos, graph versions and builds.
 //! They are also what the API shows, so their field names are the API's.
 
+use crate::config::secrets::TriggerKind;
 use crate::config::{Builder, Diagnostic, Graph};
 use crate::forge::status::StatusState;
 use crate::protocol::BuildResult;
@@ -148,6 +149,14 @@ pub struct BuildRecord {
     /// The pull or merge request it builds the head of, if it does.
     #[serde(default)]
     pub pull_request: Option<PullRef>,
+    /// What started it, as secret filters see it; `None` for builds
+    /// recorded before builds kept it (their reason tells).
+    #[serde(default)]
+    pub trigger: Option<TriggerKind>,
+    /// The secrets its builder names that it did not get, and why; set at
+    /// each claim. Names and reasons only, never a value.
+    #[serde(default)]
+    pub withheld: Vec<String>,
 }
 
 /// The request a build is of.

@@ -20,6 +20,7 @@ fn builder(name: &str) -> Builder {
         url: BTreeMap::new(),
         get: Vec::new(),
         collapse: false,
+        secrets: Vec::new(),
     }
 }
 
@@ -61,6 +62,8 @@ fn queued(builder_name: &str) -> BuildRecord {
         got: BTreeMap::new(),
         reporting: None,
         pull_request: None,
+        trigger: None,
+        withheld: Vec::new(),
     }
 }
 
@@ -225,6 +228,7 @@ fn repos_and_graph_versions() {
         builders: BTreeMap::from([("r-a".to_string(), builder("r-a"))]),
         schedulers: BTreeMap::new(),
         workers: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         config_hash: "h".into(),
         cybertron_hash: "c".into(),
     };

@@ -16,6 +16,7 @@
 //! twice, and a restart does not rebuild heads already seen.
 
 use crate::config::access::redact_url;
+use crate::config::secrets::TriggerKind;
 use crate::config::spec::SchedulerSpec;
 use crate::megatron::error::{Error, Result};
 use crate::megatron::queue::StartRequest;
@@ -70,6 +71,9 @@ struct Target {
     url: String,
     /// The registered repo's name; `None` for a dep no repo registers.
     repo: Option<String>,
+    /// What the builds it starts say started them: a poll finds commits,
+    /// a push webhook announces them.
+    cause: TriggerKind,
 }
 
 /// What to do when another fetch of the same URL is running.
@@ -123,6 +127,7 @@ impl State {
                 targets.push(Target {
                     url: record.url.clone(),
                     repo: Some(name.clone()),
+                    cause: TriggerKind::Commit,
                 });
             }
         }
@@ -137,7 +142,11 @@ impl State {
         }
         for url in dep_urls {
             if seen.insert(url_key(&url).to_string()) {
-                targets.push(Target { url, repo: None });
+                targets.push(Target {
+                    url,
+                    repo: None,
+                    cause: TriggerKind::Commit,
+                });
             }
         }
         targets
@@ -162,6 +171,10 @@ impl State {
             .poll_targets()
             .into_iter()
             .filter(|t| same_repo_url(&t.url, url))
+            .map(|t| Target {
+                cause: TriggerKind::Push,
+                ..t
+            })
             .collect();
         let mut names: Vec<String> = read(&self.repos)
             .values()
@@ -190,6 +203,7 @@ impl State {
         let target = Target {
             url,
             repo: Some(name.to_string()),
+            cause: TriggerKind::Commit,
         };
         Ok(self.poll_targets_now(&[target], WhenBusy::Wait))
     }
@@ -295,7 +309,7 @@ impl State {
             }
         }
         for moved in moved {
-            report.builds_started += self.start_commit_builds(&target.url, &moved);
+            report.builds_started += self.start_commit_builds(&target.url, &moved, target.cause);
         }
         Ok(())
     }
@@ -348,7 +362,7 @@ impl State {
     /// repo at `url` build that commit; builders that name `url` as a dep
     /// build their own repo's current commit with the dep pinned to it.
     /// Returns how many builds started.
-    fn start_commit_builds(&self, url: &str, moved: &Moved) -> usize {
+    fn start_commit_builds(&self, url: &str, moved: &Moved, cause: TriggerKind) -> usize {
         let mut requests = Vec::new();
         for repo in read(&self.repos).values() {
             let Some(graph) = &repo.graph else { continue };
@@ -395,6 +409,7 @@ impl State {
                             pins: BTreeMap::new(),
                             reason,
                             by: None,
+                            trigger: cause,
                         }
                     } else {
                         let dep_url = dep
@@ -410,6 +425,7 @@ impl State {
                             pins: BTreeMap::from([(dep_url, moved.commit.clone())]),
                             reason,
                             by: None,
+                            trigger: cause,
                         }
                     });
                 }

@@ -143,6 +143,7 @@ impl State {
                             due.at.with_timezone(&zone).format("%Y-%m-%d %H:%M %:z")
                         ),
                         by: None,
+                        trigger: crate::config::secrets::TriggerKind::Time,
                     };
                     match self.start_build(request) {
                         Ok(_) => started += 1,

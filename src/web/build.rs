@@ -86,6 +86,8 @@ struct BuildPage {
     /// The commit status on the forge: (context, forge, what was posted
     /// and asked, the last error).
     reporting: Option<(String, String, String, Option<String>)>,
+    /// The secrets its builder names that it did not get, and why.
+    withheld: Vec<String>,
 }
 
 fn when(ms: u64, now: u64) -> (String, String, String) {
@@ -209,6 +211,7 @@ fn build_page(
         links: links(id, &build.spec.url).into_iter().collect(),
         steps,
         provenance: build.provenance.clone(),
+        withheld: build.withheld.clone(),
         reporting: build.reporting.as_ref().map(|r| {
             let word = |s: crate::forge::status::StatusState| s.as_str();
             let posted = match r.posted {

@@ -22,6 +22,7 @@
 //! - [`get`], [`upload`] and [`transfer`]: artifacts in and out.
 //! - [`exec`]: one step's process, its output and its limits;
 //!   [`command`]: parameters into its command; [`output`]: its warning lines.
+//! - [`mask`]: secrets' values out of step logs before they are sent.
 //! - `runner`: one job's steps in order, each reported and logged.
 //! - `config` ([`WorkerConfig`]) and `control`: what the worker is told at
 //!   start, and the flags one job's threads share; apart from this file so
@@ -34,6 +35,7 @@ mod control;
 pub mod deps;
 pub mod exec;
 pub mod get;
+pub mod mask;
 pub mod output;
 mod runner;
 pub mod spool;
@@ -241,6 +243,8 @@ fn run_job(client: &Client, config: &WorkerConfig, job: Job, shutdown: &Arc<Atom
         control: &control,
     };
     let ended = runner.steps();
+    // Secrets given as files go with the job's steps.
+    let _ = std::fs::remove_dir_all(runner.secrets_dir());
     // Heartbeats stop before the end is reported: the lease outlives the
     // report, and a heartbeat answered after it would only find it gone.
     control.done.store(true, Ordering::SeqCst);

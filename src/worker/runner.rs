@@ -9,6 +9,7 @@ use super::control::{Abort, JobControl};
 use super::deps;
 use super::exec::{self, StepOutcome, StepSpec};
 use super::get;
+use super::mask::Masker;
 use super::output::Warnings;
 use super::spool::Spool;
 use super::upload;
@@ -19,8 +20,28 @@ use crate::protocol::{
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A step's log on its way out: every chunk passes the job's secrets'
+/// masker before the stream (and its spool) sees it.
+pub(super) struct StepLog {
+    stream: LogStream,
+    masker: Mutex<Masker>,
+}
+
+impl StepLog {
+    pub(super) fn push(&self, bytes: &[u8]) {
+        let out = crate::sync::lock(&self.masker).push(bytes);
+        self.stream.push(&out);
+    }
+
+    fn close(self) -> Result<(), CallError> {
+        let rest = crate::sync::lock(&self.masker).finish();
+        self.stream.push(&rest);
+        self.stream.close()
+    }
+}
 
 /// One job's run: its steps in the layout's order.
 pub(super) struct JobRunner<'a> {
@@ -101,7 +122,7 @@ impl JobRunner<'_> {
         &self,
         n: usize,
         name: &str,
-        body: impl FnOnce(&LogStream) -> StepOutcome,
+        body: impl FnOnce(&StepLog) -> StepOutcome,
     ) -> Result<StepOutcome, Abort> {
         let lease = self.job.lease.clone();
         let give_up = || self.control.give_up();
@@ -132,6 +153,12 @@ impl JobRunner<'_> {
             Arc::new(move || control.give_up()),
         )
         .map_err(|e| Abort::Refused(format!("starting the log thread: {e}")))?;
+        let stream = StepLog {
+            stream,
+            masker: Mutex::new(Masker::new(
+                self.job.secrets.iter().map(|s| s.value.0.as_str()),
+            )),
+        };
         let outcome = body(&stream);
         stream
             .close()
@@ -169,8 +196,11 @@ impl JobRunner<'_> {
 
     /// Step 0: the repo at the job's revision and its deps beside it; the
     /// revisions used go to the megatron, also when a dep failed.
-    fn checkout(&self, log: &LogStream) -> StepOutcome {
+    fn checkout(&self, log: &StepLog) -> StepOutcome {
         let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
+        for withheld in &self.job.withheld {
+            line(&format!("secret {withheld}"));
+        }
         let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
             Ok(workspace) => workspace,
             Err(error) => return ended(Err(StepError::Exception(error)), &mut line),
@@ -216,7 +246,7 @@ impl JobRunner<'_> {
     }
 
     /// The `get` step: other builds' results beside the build folder.
-    fn get(&self, log: &LogStream) -> StepOutcome {
+    fn get(&self, log: &StepLog) -> StepOutcome {
         let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
         let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
             Ok(workspace) => workspace,
@@ -235,7 +265,7 @@ impl JobRunner<'_> {
     }
 
     /// The `upload` step: sources of the build folder to the megatron.
-    fn upload(&self, log: &LogStream) -> StepOutcome {
+    fn upload(&self, log: &StepLog) -> StepOutcome {
         let mut line = |text: &str| log.push(format!("{text}\n").as_bytes());
         let workspace = match Workspace::new(&self.config.workdir, &self.job.repo) {
             Ok(workspace) => workspace,
@@ -266,7 +296,7 @@ impl JobRunner<'_> {
     }
 
     /// A configured step: one command in the build folder.
-    fn command(&self, step: &crate::config::Step, log: &LogStream) -> StepOutcome {
+    fn command(&self, step: &crate::config::Step, log: &StepLog) -> StepOutcome {
         let warnings = match Warnings::new(&step.warnings, &step.suppress_warnings) {
             Ok(warnings) => warnings,
             Err(error) => {
@@ -292,7 +322,24 @@ impl JobRunner<'_> {
         };
         let spec = StepSpec {
             command: substitute(&step.command, &self.job.parameters),
-            env: step_env(self.job),
+            env: match self.secret_env() {
+                Ok(secrets) => {
+                    let mut env = step_env(self.job);
+                    // After the parameters: a person forcing a build
+                    // cannot put their value in a secret's place.
+                    env.extend(secrets);
+                    env
+                }
+                Err(error) => {
+                    log.push(format!("{error:#}\n").as_bytes());
+                    return StepOutcome {
+                        result: BuildResult::Exception,
+                        exit_code: None,
+                        reason: Some(format!("{error:#}")),
+                        warning_lines: 0,
+                    };
+                }
+            },
             cwd: workspace.build_dir,
             // Zero means no limit: a zero limit would kill every step at once.
             silence_timeout: (step.timeout > 0).then(|| Duration::from_secs(step.timeout)),
@@ -302,6 +349,50 @@ impl JobRunner<'_> {
             warnings,
         };
         exec::run_step(&spec, &|| self.control.stop_step(), |bytes| log.push(bytes))
+    }
+}
+
+impl JobRunner<'_> {
+    /// Where secrets given as files are kept while the job runs: beside
+    /// the workspaces, never inside a build folder that is uploaded.
+    pub(super) fn secrets_dir(&self) -> std::path::PathBuf {
+        self.config
+            .workdir
+            .join("secrets")
+            .join(self.job.build.to_string())
+    }
+
+    /// The secrets' variables: the value, or for `as_file` the path of a
+    /// file (mode 0600) holding it.
+    fn secret_env(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        use anyhow::Context as _;
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let mut env = BTreeMap::new();
+        for secret in &self.job.secrets {
+            if !secret.as_file {
+                env.insert(secret.variable.clone(), secret.value.0.clone());
+                continue;
+            }
+            let dir = self.secrets_dir();
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(&secret.name);
+            let _ = std::fs::remove_file(&path);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("writing the secret file {}", path.display()))?;
+            file.write_all(secret.value.0.as_bytes())
+                .with_context(|| format!("writing the secret file {}", path.display()))?;
+            env.insert(secret.variable.clone(), path.display().to_string());
+        }
+        Ok(env)
     }
 }
 

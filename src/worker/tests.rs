@@ -58,6 +58,8 @@ fn job(build: u64, repo_dir: &Path, revision: &str, steps: Vec<Step>) -> Job {
         upload: BTreeMap::new(),
         zip: vec![],
         max_upload_bytes: 0,
+        secrets: vec![],
+        withheld: vec![],
     }
 }
 

@@ -200,6 +200,7 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
             "/api/v1/repos/{repo}/pulls/{number}/approve",
             Role(Operator),
         ),
+        ("GET", "/api/v1/repos/{repo}/public-key", Role(Viewer)),
         ("GET", "/api/v1/builders", Role(Viewer)),
         ("GET", "/api/v1/builders/{name}", Role(Viewer)),
         ("GET", "/api/v1/builders/{name}/builds", Role(Viewer)),

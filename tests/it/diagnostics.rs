@@ -87,7 +87,7 @@ for name in ["a", "b"] {
 constructicon = #{ builders: builders };"#,
         &[
             r#"hello/constructicon.rhai:3:42: builders.a.timout: unused configuration key "timout" (and 1 more)
-  help: the keys allowed here are "accept", "deps", "precommands", "commands", "upload", "zip", "unzip", "url", "schedulers", "resources", "get", "collapse"
+  help: the keys allowed here are "accept", "deps", "precommands", "commands", "upload", "zip", "unzip", "url", "schedulers", "resources", "get", "collapse", "secrets"
   note: also at builders.b.timout"#,
         ],
     );
@@ -237,7 +237,7 @@ fn help_lines_say_how_to_fix_it() {
             r#"hello/constructicon.rhai:4:32: builders.c.colapse: unused configuration key "colapse" (did you mean "collapse"?)
   help: did you mean "collapse"?"#,
             r#"hello/constructicon.rhai:4:47: builders.c.bogus: unused configuration key "bogus"
-  help: the keys allowed here are "accept", "deps", "precommands", "commands", "upload", "zip", "unzip", "url", "schedulers", "resources", "get", "collapse""#,
+  help: the keys allowed here are "accept", "deps", "precommands", "commands", "upload", "zip", "unzip", "url", "schedulers", "resources", "get", "collapse", "secrets""#,
             r#"hello/constructicon.rhai:6:5: slaves: unused configuration key "slaves"
   help: the first version's "slaves" are called "workers" here"#,
         ],

@@ -22,6 +22,7 @@ mod polling;
 mod pulls;
 mod reload;
 mod resilience;
+mod secrets;
 mod shutdown;
 mod spool;
 mod statuses;

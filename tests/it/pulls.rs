@@ -43,6 +43,8 @@ fn setup() -> Setup {
     std::fs::write(&secret, SECRET).expect("secret");
     let token = files.path().join("token");
     std::fs::write(&token, "forge-token").expect("token");
+    let deploy = files.path().join("deploy");
+    std::fs::write(&deploy, "deploy-secret-value").expect("deploy secret");
     let megatron = Megatron::start(&format!(
         r#"cybertron = #{{
     workers: #{{ w1: #{{ trusted: true }}, sandbox: #{{ untrusted: true }} }},
@@ -51,6 +53,7 @@ fn setup() -> Setup {
     forges: #{{ fake: #{{ type: "github", api: "{}", repos: ["/*"], token: #{{ file: {token:?} }} }} }},
     access: #{{ people: #{{ ana: "operator", vic: "viewer" }} }},
     pull_requests: #{{ fork_workers: `features.untrusted == true` }},
+    secrets: #{{ deploy_token: #{{ file: {deploy:?}, triggers: ["pull_request"] }} }},
 }};"#,
         forge.url
     ));
@@ -401,4 +404,51 @@ fn a_fork_waits_for_an_operator_and_each_push_for_a_new_approval() {
     let build = s.megatron.wait_finished(id, Duration::from_secs(60));
     assert_eq!(build["revision"], newer.as_str());
     assert_eq!(build["result"], "success");
+}
+
+#[test]
+fn a_forks_build_gets_no_secret_a_same_repo_request_does() {
+    let s = setup();
+    let config = r#"constructicon = #{
+    builders: #{ deploy: #{ commands: ["if [ -n \"$DEPLOY_TOKEN\" ]; then echo got the token; else echo no token; fi"], schedulers: ["ci"], secrets: ["deploy_token"] } },
+    schedulers: #{ ci: #{ type: "commit", branch_regex: "main", pull_requests: true } },
+};"#;
+    let own = push_head(&s.repo.path, 5, config, "own");
+    let (_, body) = deliver(
+        &s.megatron,
+        "pull_request",
+        &pull_event(&s.repo, "opened", 5, &own, "acme/app"),
+    );
+    let own_build = body["pulls"][0]["builds"][0].as_u64().expect("a build");
+    let fork = push_head(&s.repo.path, 6, config, "fork");
+    deliver(
+        &s.megatron,
+        "pull_request",
+        &pull_event(&s.repo, "opened", 6, &fork, "mallory/app"),
+    );
+    let (status, body) = s.megatron.post(
+        "/api/v1/repos/app/pulls/6/approve",
+        &json!({ "commit": fork }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let fork_build = body["builds"][0].as_u64().expect("a build");
+    let _w1 = Worker::start(&s.megatron, "w1");
+    let _sandbox = Worker::start(&s.megatron, "sandbox");
+    let own_build = s.megatron.wait_finished(own_build, Duration::from_secs(60));
+    let fork_build = s
+        .megatron
+        .wait_finished(fork_build, Duration::from_secs(60));
+    assert_eq!(
+        s.megatron.log(own_build["id"].as_u64().expect("id"), 1),
+        "got the token\n"
+    );
+    assert_eq!(own_build["withheld"], json!([]));
+    assert_eq!(
+        s.megatron.log(fork_build["id"].as_u64().expect("id"), 1),
+        "no token\n"
+    );
+    assert_eq!(
+        fork_build["withheld"],
+        json!(["deploy_token withheld: pull request from a fork"])
+    );
 }

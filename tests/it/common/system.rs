@@ -53,6 +53,8 @@ pub struct Megatron {
     pub dir: PathBuf,
     /// Keeps the temp dir alive for restarts.
     _temp: Option<tempfile::TempDir>,
+    /// Where its stderr goes, when a test reads it: `<dir>/megatron.log`.
+    pub log_file: Option<PathBuf>,
 }
 
 /// Short intervals so leases run out in tests within a second or two.
@@ -77,8 +79,18 @@ impl Megatron {
         Megatron::start_with_flags(cybertron, &[])
     }
 
+    /// [`Megatron::start`] with its stderr, at log level debug, kept in
+    /// [`Megatron::log_file`] for the test to read.
+    pub fn start_logged(cybertron: &str) -> Megatron {
+        Megatron::start_inner(cybertron, &[], true)
+    }
+
     /// [`Megatron::start`] with more command-line flags.
     pub fn start_with_flags(cybertron: &str, flags: &[&str]) -> Megatron {
+        Megatron::start_inner(cybertron, flags, false)
+    }
+
+    fn start_inner(cybertron: &str, flags: &[&str], logged: bool) -> Megatron {
         let temp = tempfile::tempdir().expect("tempdir");
         let dir = temp.path().to_path_buf();
         let cybertron = format!(
@@ -86,12 +98,23 @@ impl Megatron {
         );
         std::fs::write(dir.join("cybertron.rhai"), cybertron).expect("write cybertron");
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-        let mut megatron = Megatron::spawn(&dir, "127.0.0.1:0", &flags);
+        let log_file = logged.then(|| dir.join("megatron.log"));
+        let mut megatron = Megatron::spawn(&dir, "127.0.0.1:0", &flags, log_file.as_deref());
         megatron._temp = Some(temp);
         megatron
     }
 
-    fn spawn(dir: &Path, listen: &str, flags: &[String]) -> Megatron {
+    fn spawn(dir: &Path, listen: &str, flags: &[String], log_file: Option<&Path>) -> Megatron {
+        let stderr = match log_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open the megatron's log"),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(BIN)
             .arg("megatron")
             .arg("--cybertron")
@@ -108,9 +131,12 @@ impl Megatron {
                     .flatten(),
             )
             .args(flags)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                if log_file.is_some() { "debug" } else { "warn" },
+            )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start the megatron");
         let stdout = child.stdout.take().expect("stdout");
@@ -132,6 +158,7 @@ impl Megatron {
             address,
             dir: dir.to_path_buf(),
             _temp: None,
+            log_file: log_file.map(Path::to_path_buf),
         }
     }
 
@@ -175,8 +202,10 @@ impl Megatron {
         // The old socket may linger a moment.
         loop {
             let flags = self.flags.clone();
-            let mut again =
-                std::panic::catch_unwind(|| Megatron::spawn(&self.dir, &address, &flags));
+            let log_file = self.log_file.clone();
+            let mut again = std::panic::catch_unwind(|| {
+                Megatron::spawn(&self.dir, &address, &flags, log_file.as_deref())
+            });
             match again.as_mut() {
                 Ok(megatron) => {
                     self.child = megatron.child.take();
