@@ -82,9 +82,22 @@ pub(crate) fn mirror(url: &str, dir: &Path) -> anyhow::Result<git2::Repository> 
             return Err(e);
         }
     };
-    // Bare clones map remote branches to local ones already; keep fetching so.
+    // Keep fetching every branch to a local one; and fetch once now, since
+    // the clone itself made a local ref of the default branch only.
     repo.remote_add_fetch("origin", "+refs/heads/*:refs/heads/*")
         .ok();
+    let fetched = repo.find_remote("origin").and_then(|mut remote| {
+        remote.fetch(
+            &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+            Some(&mut fetch_options()),
+            None,
+        )
+    });
+    if let Err(e) = fetched {
+        drop(repo);
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e).with_context(|| format!("fetching the branches of {url}"));
+    }
     drop(repo);
     std::fs::rename(&staging, dir)
         .with_context(|| format!("moving the clone to {}", dir.display()))?;

@@ -138,10 +138,21 @@ impl State {
                         .map(|s| (s.expose().to_string(), secret.as_file))
                         .map_err(|e| unreadable(&secret.source, e)),
                 }
+            } else if from_fork(build) {
+                Err("pull request from a fork: a repo's own secrets never reach one".into())
             } else {
+                // A pull request's build runs a config that is no graph
+                // version: its repo's secrets are those the live graph has.
+                let version = match build.pull_request {
+                    Some(_) => read(&self.repos)
+                        .get(&build.repo)
+                        .and_then(|r| r.graph.as_ref().map(|g| g.version))
+                        .unwrap_or(0),
+                    None => build.provenance.graph_version,
+                };
                 let ciphertexts = repo_secrets.get_or_insert_with(|| {
                     self.store
-                        .graph(&build.repo, build.provenance.graph_version)
+                        .graph(&build.repo, version)
                         .ok()
                         .flatten()
                         .map(|g| g.graph.secrets)

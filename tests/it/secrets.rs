@@ -205,14 +205,12 @@ fn secrets_reach_only_the_builds_they_are_for_and_never_show() {
         let head = repo.head().unwrap().peel_to_commit().unwrap();
         repo.branch("feature-x", &head, false).unwrap();
     }
-    // A first clone brings only the default branch; taking the repo again
-    // fetches every branch.
-    megatron.add_repo(&feature.url());
+    // A branch that is not the remote's default is taken at once.
     let (status, body) = megatron.post(
         "/api/v1/repos",
         &json!({ "url": feature.url(), "branch": "feature-x" }),
     );
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 201, "{body}");
 
     let _shared = Worker::start(&megatron, "w1");
     let _user = Worker::start(&megatron, "app-w9");
