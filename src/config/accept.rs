@@ -7,10 +7,16 @@ use super::words::{closest, quoted, type_in_words};
 use std::collections::{BTreeSet, HashMap};
 
 /// Accept expressions compiled once each, evaluated per worker with
-/// `features` (the worker's feature map) and `worker` (its name) in scope.
+/// `features` (the worker's feature map) and `worker` (its name) in scope,
+/// and each expression's answer for a worker kept: a config whose builders
+/// share an expression evaluates it once per worker, not once per builder.
+/// A cache lives for one evaluation, where a worker's name names one set of
+/// features.
 #[derive(Default)]
 pub(super) struct AcceptCache {
     compiled: HashMap<String, Result<rhai::AST, String>>,
+    /// Expression → worker → its answer.
+    answers: HashMap<String, HashMap<String, Result<bool, String>>>,
 }
 
 impl AcceptCache {
@@ -24,6 +30,24 @@ impl AcceptCache {
         if expression == "true" {
             return Ok(true);
         }
+        if let Some(answer) = self.answers.get(expression).and_then(|a| a.get(worker)) {
+            return answer.clone();
+        }
+        let answer = self.eval_once(sandbox, expression, worker, features);
+        self.answers
+            .entry(expression.to_string())
+            .or_default()
+            .insert(worker.to_string(), answer.clone());
+        answer
+    }
+
+    fn eval_once(
+        &mut self,
+        sandbox: &Sandbox,
+        expression: &str,
+        worker: &str,
+        features: &rhai::Dynamic,
+    ) -> Result<bool, String> {
         let compiled = self
             .compiled
             .entry(expression.to_string())
