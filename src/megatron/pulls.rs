@@ -178,6 +178,30 @@ impl State {
         let head = record.head.clone();
         let approved = record.approved.as_ref().is_some_and(|a| a.commit == head);
         if record.fork && !approved {
+            // A fork's own config is not read before approval: whether the
+            // repo builds requests at all is its live config's say, so a
+            // repo that does not never shows a status that waits forever.
+            let opted_in = read(&self.repos)
+                .get(&record.repo)
+                .and_then(|r| r.graph.clone())
+                .is_some_and(|g| {
+                    g.graph.schedulers.values().any(|s| {
+                        matches!(
+                            s.spec,
+                            SchedulerSpec::Commit {
+                                pull_requests: true,
+                                ..
+                            }
+                        )
+                    })
+                });
+            if !opted_in {
+                record.waiting = Some(
+                    "the repo's config builds no pull requests (no commit scheduler says pull_requests: true)"
+                        .into(),
+                );
+                return Ok(());
+            }
             let why = format!(
                 "awaiting approval: a pull request from a fork builds once an operator approves commit {} (comment `/ok-to-test {}` on the request, or approve it on the repo's page)",
                 short(&head),

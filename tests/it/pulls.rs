@@ -452,3 +452,41 @@ fn a_forks_build_gets_no_secret_a_same_repo_request_does() {
         json!(["deploy_token withheld: pull request from a fork"])
     );
 }
+
+#[test]
+fn a_repo_that_builds_no_requests_shows_no_status_for_a_fork() {
+    let s = setup();
+    let plain = GitRepo::new(
+        "plain",
+        r#"constructicon = #{
+    builders: #{ t: #{ commands: ["true"], schedulers: ["ci"] } },
+    schedulers: #{ ci: #{ type: "commit", branch_regex: "main" } },
+};"#,
+    );
+    s.megatron.add_repo(&plain.url());
+    let head = push_head(&plain.path, 9, LIVE, "fork");
+    let (status, body) = deliver(
+        &s.megatron,
+        "pull_request",
+        &pull_event(&plain, "opened", 9, &head, "mallory/plain"),
+    );
+    assert_eq!(status, 202, "{body}");
+    let waiting = body["pulls"][0]["waiting"].as_str().unwrap_or_default();
+    assert!(waiting.contains("builds no pull requests"), "{body}");
+    // A status that could only wait forever is never posted.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        forge_posts_for(&s.forge, &head).is_empty(),
+        "{:?}",
+        forge_posts_for(&s.forge, &head)
+    );
+}
+
+fn forge_posts_for(forge: &FakeForge, commit: &str) -> Vec<Value> {
+    forge
+        .received()
+        .into_iter()
+        .filter(|r| r.path.ends_with(commit))
+        .map(|r| r.body)
+        .collect()
+}
