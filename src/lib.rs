@@ -10,6 +10,7 @@
 //! - [`protocol`]: the megatron ↔ worker wire types.
 //! - [`store`]: sled, the only module that names it.
 //! - [`megatron`]: the server: repos, builds, queue, leases.
+//! - [`metrics`]: what the megatron counts, for `GET /metrics`.
 //! - [`http`]: axum routes of the API, the worker protocol and the page.
 //! - [`worker`]: claims jobs, checks out, runs steps, reports.
 //! - [`cli`], [`commands`], [`client`], [`demo`]: the command line and what
@@ -26,6 +27,7 @@ pub mod git_auth;
 pub mod http;
 pub mod humanize;
 pub mod megatron;
+pub mod metrics;
 pub mod model;
 pub mod process;
 pub mod protocol;

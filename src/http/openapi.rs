@@ -8,7 +8,9 @@
 //! a route without an operation, or an operation without a route, fails it.
 
 use super::guard::{Need, RouteInfo};
-use super::{admin, artifacts, badge, builders, builds, hooks, people, repos, usage, worker_api};
+use super::{
+    admin, artifacts, badge, builders, builds, hooks, metrics, people, repos, usage, worker_api,
+};
 use crate::access::caller::SESSION_COOKIE;
 use crate::config::access::Role;
 use crate::protocol::{ErrorBody, UploadKind, WORKER_HEADER};
@@ -57,6 +59,7 @@ use utoipa::OpenApi;
         artifacts::download,
         builds::workers,
         usage::usage,
+        metrics::metrics,
         admin::issue_token,
         people::revoke_worker_token,
         people::issue_token,

@@ -66,23 +66,26 @@ impl State {
             Ok((build, get))
         });
         match written {
-            Ok((build, get)) => Ok(Some(Job {
-                build: build.id,
-                lease,
-                builder: build.builder.clone(),
-                repo: build.repo.clone(),
-                repo_url: build.repo_url.clone(),
-                revision: build.revision.clone(),
-                parameters: build.parameters.clone(),
-                steps: build.spec.steps.clone(),
-                max_step_seconds: MAX_TIMEOUT,
-                heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
-                deps: build.spec.deps.clone(),
-                revisions: build.pins.clone(),
-                get,
-                upload: build.spec.upload.clone(),
-                zip: build.spec.zip.clone(),
-                max_upload_bytes: self.max_artifact_bytes,
+            Ok((build, get)) => Ok(Some({
+                self.count_claimed(&build);
+                Job {
+                    build: build.id,
+                    lease,
+                    builder: build.builder.clone(),
+                    repo: build.repo.clone(),
+                    repo_url: build.repo_url.clone(),
+                    revision: build.revision.clone(),
+                    parameters: build.parameters.clone(),
+                    steps: build.spec.steps.clone(),
+                    max_step_seconds: MAX_TIMEOUT,
+                    heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
+                    deps: build.spec.deps.clone(),
+                    revisions: build.pins.clone(),
+                    get,
+                    upload: build.spec.upload.clone(),
+                    zip: build.spec.zip.clone(),
+                    max_upload_bytes: self.max_artifact_bytes,
+                }
             })),
             Err(e) => {
                 // The store did not take it: the build stays queued.

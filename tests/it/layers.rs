@@ -26,6 +26,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("process", &[]),
     ("humanize", &[]),
     ("git_auth", &[]),
+    // What the megatron counts: below the core, the reporter and HTTP.
+    ("metrics", &[]),
     // Scripts in, graph out: pure.
     ("config", &["alloc", "sync", "model"]),
     // Wire and disk forms.
@@ -37,7 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "megatron",
         &[
-            "store", "config", "protocol", "model", "forge", "sync", "token", "git_auth",
+            "store", "config", "protocol", "model", "forge", "sync", "token", "git_auth", "metrics",
         ],
     ),
     // People, roles, tokens, sessions, forge login.
@@ -50,7 +52,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Commit statuses out to the forges.
     (
         "reporter",
-        &["megatron", "store", "config", "forge", "sync"],
+        &["megatron", "store", "config", "forge", "sync", "metrics"],
     ),
     // What starts builds besides a person.
     (
@@ -64,7 +66,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "http",
         &[
             "access", "triggers", "megatron", "store", "config", "protocol", "model", "forge",
-            "sync", "token",
+            "sync", "token", "metrics",
         ],
     ),
     // The pages people read.
@@ -80,7 +82,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "server",
         &[
             "web", "http", "triggers", "reporter", "megatron", "store", "config", "protocol",
-            "model", "sync", "process",
+            "model", "sync", "process", "metrics",
         ],
     ),
     // The worker: could be its own crate.
