@@ -105,12 +105,12 @@ fn metrics_name_everything_and_count_a_build() {
     let _worker = Worker::start(&megatron, "w1");
     let build = megatron.wait_finished(id, LONG);
     assert_eq!(build["result"], "success", "{build}");
-    let after = metrics(&megatron);
-    assert_eq!(
-        sample(&after, "constructicon_builds_total{result=\"success\"}"),
-        Some(1.0),
-        "{after}"
-    );
+    // The record is written a moment before the build is counted.
+    let after = wait_for("the build to be counted", LONG, || {
+        let text = metrics(&megatron);
+        let success = sample(&text, "constructicon_builds_total{result=\"success\"}");
+        (success == Some(1.0)).then_some(text)
+    });
     assert_eq!(sample(&after, "constructicon_queue_depth"), Some(0.0));
     assert_eq!(
         sample(&after, "constructicon_queue_wait_seconds_count"),
