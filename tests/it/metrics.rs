@@ -1,5 +1,7 @@
-//! `GET /metrics` on a real megatron with a real worker: the metrics' names,
-//! values that move with a build, route labels that are templates.
+//! `GET /metrics` and `GET /badge/{builder}.svg` on a real megatron with a
+//! real worker: the metrics' names, values that move with a build, route
+//! labels that are templates; the badge's text, colour and headers as
+//! results come, and names that try to break out of the SVG.
 
 use crate::common::system::{wait_for, GitRepo, Megatron, Worker};
 use serde_json::json;
@@ -154,4 +156,91 @@ fn metrics_name_everything_and_count_a_build() {
         "{text}"
     );
     assert!(!text.contains("/no/such/thing"), "{text}");
+}
+
+fn badge(megatron: &Megatron, builder: &str) -> (u16, ureq::http::HeaderMap, String) {
+    get(megatron, &format!("/badge/{builder}.svg"), &[])
+}
+
+#[test]
+fn the_badge_follows_the_last_result() {
+    let megatron = Megatron::start(CYBERTRON);
+    let repo = GitRepo::new("shield", CONFIG);
+    megatron.add_repo(&repo.url());
+
+    let (status, headers, body) = badge(&megatron, "shield-good");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "image/svg+xml; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-cache, max-age=0");
+    assert_eq!(headers["etag"], "\"no-builds\"");
+    assert!(body.starts_with("<svg "), "{body}");
+    assert!(body.contains(">shield-good</text>"), "{body}");
+    assert!(body.contains(">no builds</text>"), "{body}");
+    assert!(body.contains("#8c959f"), "grey: {body}");
+
+    let _worker = Worker::start(&megatron, "w1");
+    let good = megatron.force("shield-good", json!({}));
+    megatron.wait_finished(good, LONG);
+    let bad = megatron.force("shield-bad", json!({}));
+    megatron.wait_finished(bad, LONG);
+
+    let (_, headers, body) = badge(&megatron, "shield-good");
+    assert!(body.contains(">success</text>"), "{body}");
+    assert!(body.contains("#2da44e"), "green: {body}");
+    assert_eq!(headers["etag"], "\"success\"");
+    let (_, headers, body) = badge(&megatron, "shield-bad");
+    assert!(body.contains(">failure</text>"), "{body}");
+    assert!(body.contains("#cf222e"), "red: {body}");
+    assert_eq!(headers["etag"], "\"failure\"");
+
+    // The same result again: a 304 with no body.
+    let (status, _, body) = get(
+        &megatron,
+        "/badge/shield-good.svg",
+        &[("if-none-match", "\"success\"")],
+    );
+    assert_eq!((status, body.as_str()), (304, ""));
+    let (status, _, _) = get(
+        &megatron,
+        "/badge/shield-good.svg",
+        &[("if-none-match", "\"failure\"")],
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn badges_of_unknown_or_hostile_names_are_refused_and_escaped() {
+    let megatron = Megatron::start(CYBERTRON);
+    let repo = GitRepo::new("shield", CONFIG);
+    megatron.add_repo(&repo.url());
+
+    // As JSON for an API client.
+    let (status, headers, body) = badge(&megatron, "nobody");
+    assert_eq!(status, 404, "{body}");
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"], "builder nobody not found");
+
+    // As a picture for an <img>, the name escaped.
+    let hostile = "%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%26";
+    let (status, headers, body) = get(
+        &megatron,
+        &format!("/badge/{hostile}.svg"),
+        &[("accept", "image/avif,image/webp,*/*")],
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(headers["content-type"], "image/svg+xml; charset=utf-8");
+    assert!(!body.contains("<script"), "{body}");
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;"),
+        "{body}"
+    );
+    assert!(body.contains(">not found</text>"), "{body}");
+
+    // No `.svg`: refused too.
+    let (status, _, _) = get(&megatron, "/badge/shield-good", &[]);
+    assert_eq!(status, 404);
 }
