@@ -12,6 +12,7 @@
 //! - [`megatron`]: the server: repos, builds, queue, leases.
 //! - [`metrics`]: what the megatron counts, for `GET /metrics`.
 //! - [`http`]: axum routes of the API, the worker protocol and the page.
+//! - [`http_agent`]: the HTTP agent workers and the command line call with.
 //! - [`worker`]: claims jobs, checks out, runs steps, reports.
 //! - [`cli`], [`commands`], [`client`], [`demo`]: the command line and what
 //!   its commands do.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod forge;
 pub mod git_auth;
 pub mod http;
+pub mod http_agent;
 pub mod humanize;
 pub mod megatron;
 pub mod metrics;

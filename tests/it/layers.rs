@@ -26,6 +26,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("process", &[]),
     ("humanize", &[]),
     ("git_auth", &[]),
+    // The HTTP agent of workers and the command line.
+    ("http_agent", &["sync"]),
     // What the megatron counts: below the core, the reporter and HTTP.
     ("metrics", &[]),
     // Scripts in, graph out: pure.
@@ -88,10 +90,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The worker: could be its own crate.
     (
         "worker",
-        &["protocol", "model", "config", "sync", "git_auth"],
+        &[
+            "protocol",
+            "model",
+            "config",
+            "sync",
+            "git_auth",
+            "http_agent",
+        ],
     ),
     // The command line.
-    ("client", &["protocol", "model"]),
+    ("client", &["protocol", "model", "http_agent"]),
     ("cli", &[]),
     (
         "commands",
