@@ -19,7 +19,7 @@ mod support;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{agent, Killed, BIN};
+use support::{agent, bin, Killed};
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value, bearer: Option<&str>) -> Value {
     let mut request = agent.post(url);
@@ -109,7 +109,7 @@ fn main() {
             Some(admin.trim()),
         );
         let token = token["token"].as_str().expect("token").to_string();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args([
                 "worker",
                 "--megatron",
@@ -196,7 +196,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
     let mut lags = Vec::new();
     for _ in 0..10 {
-        let output = Command::new(BIN)
+        let output = Command::new(bin())
             .args(["force", "bench-trivial", "--wait", "--megatron", &url])
             .env("CONSTRUCTICON_USER_TOKEN", admin.trim())
             .stderr(Stdio::null())
