@@ -6,7 +6,10 @@
 //!   builds per second, from the first force to the last result.
 //! - force → complete of one trivial build on an idle system, 20 times:
 //!   median and max.
-//! - the megatron's RSS idle and after the 200.
+//! - the megatron's RSS idle and after the 200, and the CPU the megatron
+//!   and the workers spend per build over the 200.
+//! - `constructicon force --wait`, 10 times: how long after the build's
+//!   recorded end the command exits.
 //!
 //! Run with `cargo bench --bench system` (or `scripts/bench`). Not a test:
 //! it prints figures and asserts nothing about them.
@@ -16,7 +19,7 @@ mod support;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{agent, Killed, BIN};
+use support::{agent, bin, Killed};
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value, bearer: Option<&str>) -> Value {
     let mut request = agent.post(url);
@@ -32,6 +35,30 @@ fn get(agent: &ureq::Agent, url: &str) -> Value {
     let mut response = agent.get(url).call().expect("get");
     let text = response.body_mut().read_to_string().expect("body");
     serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// CPU time (user + system) a process has used so far, in milliseconds.
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1000 / per_second
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -82,7 +109,7 @@ fn main() {
             Some(admin.trim()),
         );
         let token = token["token"].as_str().expect("token").to_string();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args([
                 "worker",
                 "--megatron",
@@ -137,6 +164,11 @@ fn main() {
     latencies.sort();
 
     // 200 at once.
+    let worker_pids: Vec<u32> = workers.iter().map(|w| w.0.id()).collect();
+    let cpu_before: Vec<u64> = std::iter::once(megatron_pid)
+        .chain(worker_pids.iter().copied())
+        .map(cpu_ms)
+        .collect();
     let started = Instant::now();
     let ids: Vec<u64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
@@ -153,6 +185,37 @@ fn main() {
     }
     let total = started.elapsed();
     let busy_rss = rss_kb(megatron_pid);
+    let cpu_spent: Vec<u64> = std::iter::once(megatron_pid)
+        .chain(worker_pids.iter().copied())
+        .map(cpu_ms)
+        .zip(&cpu_before)
+        .map(|(after, before)| after.saturating_sub(*before))
+        .collect();
+
+    // `force --wait`: from the build's recorded end to the command's exit.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut lags = Vec::new();
+    for _ in 0..10 {
+        let output = Command::new(bin())
+            .args(["force", "bench-trivial", "--wait", "--megatron", &url])
+            .env("CONSTRUCTICON_USER_TOKEN", admin.trim())
+            .stderr(Stdio::null())
+            .output()
+            .expect("force --wait");
+        let exited = now_ms();
+        assert!(output.status.success(), "force --wait failed");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let id: u64 = text
+            .split("(build ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next()?.parse().ok())
+            .expect("the build's id in force's output");
+        let build = get(&agent, &format!("{url}/api/v1/builds/{id}"));
+        let finished = build["finished"].as_u64().expect("finished");
+        lags.push(exited.saturating_sub(finished));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lags.sort();
 
     // A 200 MB artifact: up through the worker, down over HTTP.
     let body = post(
@@ -217,5 +280,15 @@ fn main() {
         download.as_secs_f64()
     );
     println!("  megatron peak RSS over the whole run: {} MB", peak / 1024);
+    println!(
+        "  CPU per build over the 200: megatron {:.2} ms, workers {:.2} ms",
+        cpu_spent[0] as f64 / 200.0,
+        cpu_spent[1..].iter().sum::<u64>() as f64 / 200.0
+    );
+    println!(
+        "  force --wait exits after the build's end, 10 runs: median {} ms, max {} ms",
+        lags[lags.len() / 2],
+        lags[lags.len() - 1]
+    );
     drop(workers);
 }

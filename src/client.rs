@@ -12,6 +12,9 @@ use std::time::Duration;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// For answers read as they come (followed logs): no overall time
+    /// limit. Made once, so a followed build reuses one connection.
+    stream_agent: ureq::Agent,
     /// The person's token sent with every call that names no other.
     user_token: Option<String>,
 }
@@ -40,14 +43,22 @@ impl Client {
 
     /// A client that sends no personal token.
     pub fn anonymous(megatron: &str) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build()
-            .into();
+        let agent = crate::http_agent::agent(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(300)))
+                .build(),
+        );
+        let stream_agent = crate::http_agent::agent(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(Duration::from_secs(10)))
+                .build(),
+        );
         Client {
             base: megatron.trim_end_matches('/').to_string(),
             agent,
+            stream_agent,
             user_token: None,
         }
     }
@@ -117,12 +128,7 @@ impl Client {
     /// A GET whose body is read as it comes (a followed log): no overall
     /// time limit, since it lasts as long as the step does.
     pub fn get_stream(&self, path: &str) -> anyhow::Result<(u16, Box<dyn std::io::Read + Send>)> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut request = agent.get(&self.url(path));
+        let mut request = self.stream_agent.get(&self.url(path));
         if let Some(authorization) = self.authorization(None) {
             request = request.header("authorization", &authorization);
         }

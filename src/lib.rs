@@ -10,7 +10,9 @@
 //! - [`protocol`]: the megatron ↔ worker wire types.
 //! - [`store`]: sled, the only module that names it.
 //! - [`megatron`]: the server: repos, builds, queue, leases.
+//! - [`metrics`]: what the megatron counts, for `GET /metrics`.
 //! - [`http`]: axum routes of the API, the worker protocol and the page.
+//! - [`http_agent`]: the HTTP agent workers and the command line call with.
 //! - [`worker`]: claims jobs, checks out, runs steps, reports.
 //! - [`cli`], [`commands`], [`client`], [`demo`]: the command line and what
 //!   its commands do.
@@ -24,8 +26,10 @@ pub mod config;
 pub mod forge;
 pub mod git_auth;
 pub mod http;
+pub mod http_agent;
 pub mod humanize;
 pub mod megatron;
+pub mod metrics;
 pub mod model;
 pub mod process;
 pub mod protocol;

@@ -170,6 +170,11 @@ fn post(agent: &ureq::Agent, forge: &ForgeSpec, outgoing: &Outgoing) -> Outcome 
 /// Notes how a post went, in the outbox and on the build.
 fn record(state: &State, outgoing: &Outgoing, outcome: Outcome) {
     let key = outgoing.key();
+    state.metrics.status_post(match outcome {
+        Outcome::Posted => "posted",
+        Outcome::Retry { .. } => "retry",
+        Outcome::GiveUp(_) => "gave_up",
+    });
     let written = match outcome {
         Outcome::Posted => state
             .store

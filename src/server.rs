@@ -41,7 +41,13 @@ impl Default for HttpLimits {
 
 /// The whole HTTP surface: pages and API on one router.
 pub fn app(state: Arc<State>) -> axum::Router {
-    crate::web::router(state.clone()).merge(crate::http::router(state))
+    crate::web::router(state.clone())
+        .merge(crate::http::router(state.clone()))
+        // Each route's own layer: it sees the route's template.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::http::metrics::measure,
+        ))
 }
 
 /// Runs the megatron on `listener` until `shutdown` completes.

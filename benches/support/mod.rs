@@ -11,6 +11,13 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_constructicon");
 
+/// The binary the processes run: [`BIN`], unless `CONSTRUCTICON_BENCH_BIN`
+/// names another (a copy of an earlier build, to compare two side by side
+/// under the same load).
+pub fn bin() -> String {
+    std::env::var("CONSTRUCTICON_BENCH_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A child process killed when dropped.
 pub struct Killed(pub Child);
 
@@ -32,7 +39,7 @@ pub fn agent() -> ureq::Agent {
 /// Starts a megatron with `dir/cybertron.rhai` and its data in `dir/data`;
 /// returns it, its URL and its pid.
 pub fn start_megatron(dir: &Path, log_level: &str) -> (Killed, String, u32) {
-    let mut megatron = Command::new(BIN)
+    let mut megatron = Command::new(bin())
         .args(["megatron", "--listen", "127.0.0.1:0", "--cybertron"])
         .arg(dir.join("cybertron.rhai"))
         .arg("--data")

@@ -1,12 +1,13 @@
 //! `GET /badge/{builder}.svg`: the builder's last finished result as a small
-//! SVG badge, for READMEs; cached for a minute.
+//! SVG badge, for READMEs. Never cached stale: `no-cache` with an `ETag` of
+//! the result, so a README's image costs a 304 until the result changes.
 
 use super::error::ApiError;
 use crate::megatron::state::State;
 use crate::protocol::{BuildResult, ErrorBody};
 use crate::store::BuildState;
 use axum::extract::{Path, State as Extract};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -24,8 +25,7 @@ fn colour(result: Option<BuildResult>) -> &'static str {
         Some(BuildResult::Success) => "#2da44e",
         Some(BuildResult::Warnings) => "#bf8700",
         Some(BuildResult::Failure) => "#cf222e",
-        Some(BuildResult::Exception) => "#8250df",
-        Some(BuildResult::Cancelled) | None => "#8c959f",
+        Some(BuildResult::Exception | BuildResult::Cancelled) | None => "#8c959f",
     }
 }
 
@@ -45,8 +45,12 @@ pub fn svg(label: &str, value: &str, fill: &str) -> String {
 
 /// A builder's badge
 ///
-/// The builder's last finished result as an SVG badge, for READMEs; cached
-/// for a minute.
+/// The builder's last finished result as an SVG badge, for READMEs: green
+/// for success, yellow for warnings, red for failure, grey for exception,
+/// cancelled and no builds yet. Sent with `Cache-Control: no-cache` and an
+/// `ETag` of the result; `If-None-Match` with it gets a 304. An unknown
+/// builder is a 404: a grey SVG badge when the caller accepts images (an
+/// `<img>`), else the JSON error.
 #[utoipa::path(
     get,
     path = "/badge/{builder}",
@@ -54,24 +58,41 @@ pub fn svg(label: &str, value: &str, fill: &str) -> String {
     params(("builder" = String, Path, description = "The builder's full name followed by `.svg`: `/badge/hello-basic.svg`")),
     responses(
         (status = 200, description = "The badge", body = String, content_type = "image/svg+xml"),
+        (status = 304, description = "The result is the one the `If-None-Match` names"),
         (status = 404, description = "No such builder, or a name without `.svg`", body = ErrorBody),
     )
 )]
 pub async fn badge(
     state: Extract<Arc<State>>,
+    headers: HeaderMap,
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
-    let builder = file
-        .strip_suffix(".svg")
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "badges are at /badge/BUILDER.svg"))?
-        .to_string();
-    if state.builder_owner(&builder).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("builder {builder} not found"),
-        ));
+    let not_found = |builder: &str, message: String| {
+        let wants_image = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("image/"));
+        if wants_image {
+            (
+                StatusCode::NOT_FOUND,
+                [
+                    (header::CONTENT_TYPE, SVG),
+                    (header::CACHE_CONTROL, NO_CACHE),
+                ],
+                svg(builder, "not found", colour(None)),
+            )
+                .into_response()
+        } else {
+            ApiError::new(StatusCode::NOT_FOUND, message).into_response()
+        }
+    };
+    let Some(builder) = file.strip_suffix(".svg") else {
+        return Ok(not_found(&file, "badges are at /badge/BUILDER.svg".into()));
+    };
+    if state.builder_owner(builder).is_none() {
+        return Ok(not_found(builder, format!("builder {builder} not found")));
     }
-    let name = builder.clone();
+    let name = builder.to_string();
     let last = state
         .blocking(move |s| s.store.builder_builds(&name, 50))
         .await
@@ -80,12 +101,25 @@ pub async fn badge(
         .find(|b| b.state == BuildState::Finished);
     let result = last.as_ref().and_then(|b| b.result);
     let value = result.map_or("no builds", BuildResult::as_str);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=60, must-revalidate"),
-        ],
-        svg(&builder, value, colour(result)),
-    )
-        .into_response())
+    // The picture depends on the builder (the URL) and the result only.
+    let etag = format!("\"{}\"", value.replace(' ', "-"));
+    let cached = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let headers = [
+        (header::CONTENT_TYPE, SVG.to_string()),
+        (header::CACHE_CONTROL, NO_CACHE.to_string()),
+        (header::ETAG, etag),
+    ];
+    if cached {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    Ok((headers, svg(builder, value, colour(result))).into_response())
 }
+
+const SVG: &str = "image/svg+xml; charset=utf-8";
+
+/// Browsers and README proxies ask again each time, and get a 304 while
+/// the result is the same.
+const NO_CACHE: &str = "no-cache, max-age=0";

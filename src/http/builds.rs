@@ -57,6 +57,10 @@ pub async fn get_build(
     let id = parse_id(&id)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut changes = state.changes.subscribe();
+    let _held = query
+        .wait
+        .unwrap_or(false)
+        .then(|| state.metrics.hold("build_wait"));
     let (build, artifacts) = loop {
         changes.borrow_and_update();
         let found = state
@@ -163,8 +167,12 @@ pub async fn step_log(
     // Read in pieces, whatever the log's size: a reader holds one piece at
     // a time, and the next is read when the client has taken the last.
     let stream = futures_util::stream::unfold(
-        (state.0.clone(), Some(offset)),
-        move |(state, offset)| async move {
+        (
+            state.0.clone(),
+            Some(offset),
+            follow.then(|| state.metrics.hold("log_follow")),
+        ),
+        move |(state, offset, held)| async move {
             let offset = offset?;
             let waiter = state.clone();
             loop {
@@ -189,13 +197,13 @@ pub async fn step_log(
                         let next = offset + bytes.len() as u64;
                         return Some((
                             Ok::<_, std::io::Error>(Bytes::from(bytes)),
-                            (state, Some(next)),
+                            (state, Some(next), held),
                         ));
                     }
                     Ok((_, true)) => return None,
                     Err(e) => {
                         tracing::warn!(build = id, step, error = %e, "reading a log");
-                        return Some((Err(std::io::Error::other(e)), (state, None)));
+                        return Some((Err(std::io::Error::other(e)), (state, None, held)));
                     }
                     // The megatron is going away: the client follows again.
                     Ok((_, false)) if state.is_stopping() => return None,

@@ -83,12 +83,13 @@ pub async fn json_errors(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    // A badge's 404 is a picture for an `<img>`, and stays one.
+    let is_ours = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("image/svg+xml"));
+    if is_ours {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -15,6 +15,7 @@ mod error;
 mod extract;
 pub mod guard;
 mod hooks;
+pub mod metrics;
 pub mod openapi;
 mod people;
 mod pulls;
@@ -170,6 +171,7 @@ fn routes(state: Arc<State>) -> Routes {
         .at(M::GET, "/api/v1/workers", view, builds::workers)
         .at(M::GET, "/api/v1/usage", view, usage::usage)
         .at(M::GET, "/badge/{builder}", view, badge::badge)
+        .at(M::GET, "/metrics", view, metrics::metrics)
         .at(M::POST, "/api/v1/hooks/push", Webhook, hooks::push)
         .at(M::POST, "/api/v1/admin/reload", admin, admin::reload)
         .at(

@@ -9,7 +9,8 @@
 
 use super::guard::{Need, RouteInfo};
 use super::{
-    admin, artifacts, badge, builders, builds, hooks, people, pulls, repos, usage, worker_api,
+    admin, artifacts, badge, builders, builds, hooks, metrics, people, pulls, repos, usage,
+    worker_api,
 };
 use crate::access::caller::SESSION_COOKIE;
 use crate::config::access::Role;
@@ -62,6 +63,7 @@ use utoipa::OpenApi;
         artifacts::download,
         builds::workers,
         usage::usage,
+        metrics::metrics,
         admin::issue_token,
         people::revoke_worker_token,
         people::issue_token,

@@ -54,6 +54,7 @@ pub async fn claim(state: AppState, headers: HeaderMap, body: Bytes) -> Result<R
     }
     let wait = Duration::from_millis(request.wait_ms).min(state.timing.claim_wait);
     let deadline = Instant::now() + wait;
+    let _held = state.metrics.hold("claim");
     loop {
         // Register for the wake-up before looking, so a build queued between
         // the look and the wait is not missed.
@@ -109,6 +110,7 @@ pub async fn heartbeat(
     let id = parse_id(&id)?;
     let request: HeartbeatRequest = parse_json(&body)?;
     let deadline = Instant::now() + state.timing.heartbeat;
+    let _held = state.metrics.hold("heartbeat");
     loop {
         let notified = state.build_changed.notified();
         tokio::pin!(notified);

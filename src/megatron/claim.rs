@@ -70,30 +70,33 @@ impl State {
             Ok((build, get, secrets))
         });
         match written {
-            Ok((build, get, secrets)) => Ok(Some(Job {
-                build: build.id,
-                lease,
-                builder: build.builder.clone(),
-                repo: build.repo.clone(),
-                repo_url: build.repo_url.clone(),
-                revision: build.revision.clone(),
-                parameters: build.parameters.clone(),
-                steps: build.spec.steps.clone(),
-                max_step_seconds: MAX_TIMEOUT,
-                heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
-                deps: build.spec.deps.clone(),
-                fetch_refs: build
-                    .pull_request
-                    .iter()
-                    .map(|p| p.fetch_ref.clone())
-                    .collect(),
-                revisions: build.pins.clone(),
-                get,
-                upload: build.spec.upload.clone(),
-                zip: build.spec.zip.clone(),
-                max_upload_bytes: self.max_artifact_bytes,
-                secrets: secrets.secrets,
-                withheld: secrets.withheld,
+            Ok((build, get, secrets)) => Ok(Some({
+                self.count_claimed(&build);
+                Job {
+                    build: build.id,
+                    lease,
+                    builder: build.builder.clone(),
+                    repo: build.repo.clone(),
+                    repo_url: build.repo_url.clone(),
+                    revision: build.revision.clone(),
+                    parameters: build.parameters.clone(),
+                    steps: build.spec.steps.clone(),
+                    max_step_seconds: MAX_TIMEOUT,
+                    heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
+                    deps: build.spec.deps.clone(),
+                    fetch_refs: build
+                        .pull_request
+                        .iter()
+                        .map(|p| p.fetch_ref.clone())
+                        .collect(),
+                    revisions: build.pins.clone(),
+                    get,
+                    upload: build.spec.upload.clone(),
+                    zip: build.spec.zip.clone(),
+                    max_upload_bytes: self.max_artifact_bytes,
+                    secrets: secrets.secrets,
+                    withheld: secrets.withheld,
+                }
             })),
             Err(e) => {
                 // The store did not take it: the build stays queued.

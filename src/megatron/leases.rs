@@ -119,6 +119,7 @@ impl State {
                 build.lease = None;
                 self.ask_status(&mut build);
                 self.store.put_build(&build)?;
+                self.count_finished(&build);
                 self.apply_horizon(&build.builder)?;
             }
         }

@@ -19,6 +19,7 @@
 //! - [`artifacts`]: uploads, archives and reads of build results.
 //! - [`workers`]: the workers as people see them; why pending builds wait.
 //! - [`statuses`]: the commit status each build calls for, into the outbox.
+//! - [`measure`]: what the core tells the metrics.
 //! - [`usage`]: disk used per repo and builder, counted; [`disk_use`] its answer.
 
 pub mod artifacts;
@@ -28,6 +29,7 @@ pub mod dispatch;
 pub mod error;
 pub mod horizon;
 pub mod leases;
+pub mod measure;
 pub mod pulls;
 pub mod queue;
 pub mod reports;

@@ -301,6 +301,7 @@ impl State {
                 self.ask_status(&mut older);
             }
             self.store.put_build(&older)?;
+            self.count_finished(&older);
         }
         Ok(())
     }
@@ -363,6 +364,9 @@ impl State {
             }
             self.ask_status(&mut build);
             self.store.put_build(&build)?;
+            if build.state == BuildState::Finished {
+                self.count_finished(&build);
+            }
             build
         };
         self.store.flush()?;

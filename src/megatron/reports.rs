@@ -184,6 +184,7 @@ impl State {
             "build finished"
         );
         lock(&self.dispatcher).release(id);
+        self.count_finished(&build);
         self.apply_horizon(&build.builder)?;
         self.store.flush()?;
         self.queue_changed.notify_waiters();

@@ -116,6 +116,9 @@ pub struct State {
     /// Polls repos this often instead of cybertron's `poll_interval` (tests
     /// and benches shorten it); `None` follows cybertron.
     pub poll_every: RwLock<Option<Duration>>,
+    /// What `GET /metrics` shows. Atomics: counting takes none of the
+    /// locks above.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The admin token file in the data dir, created (mode 0600) on first start.
@@ -188,6 +191,7 @@ impl State {
             uploads_in_flight: Arc::new(InFlight::default()),
             cybertron_path: options.cybertron_path,
             poll_every: RwLock::new(None),
+            metrics: crate::metrics::Metrics::new(),
         };
         state.restore().context("restoring the megatron's state")?;
         // Uploads cut short by a crash leave temp files; none is under way

@@ -96,12 +96,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, name: &str, token: &str, max_backoff: Duration) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            // Status codes are answers the worker branches on, not errors.
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+        // One agent for the worker's life, cloned into every thread that
+        // calls: its pool keeps the connections, and its resolver starts
+        // no thread per call.
+        let agent = crate::http_agent::agent(
+            ureq::Agent::config_builder()
+                // Status codes are answers the worker branches on, not errors.
+                .http_status_as_error(false)
+                .timeout_connect(Some(Duration::from_secs(10)))
+                .build(),
+        );
         Client {
             agent,
             base: base.trim_end_matches('/').to_string(),

@@ -87,13 +87,14 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
     let _span = tracing::info_span!("worker", name = %config.name).entered();
     tracing::info!("worker started, megatron at {}", config.megatron);
 
+    let warnings = output::WarningsCache::default();
     let mut backoff = Backoff::new(config.max_backoff);
     let stopping = || shutdown.load(Ordering::SeqCst);
     while !stopping() {
         match claim(&client, &config, &shutdown) {
             Claimed::Job(job) => {
                 backoff = Backoff::new(config.max_backoff);
-                run_job(&client, &config, *job, &shutdown);
+                run_job(&client, &config, *job, &shutdown, &warnings);
             }
             Claimed::Nothing => backoff = Backoff::new(config.max_backoff),
             Claimed::ShutDown => break,
@@ -226,7 +227,13 @@ fn release(client: &Client, job: &Job) {
     }
 }
 
-fn run_job(client: &Client, config: &WorkerConfig, job: Job, shutdown: &Arc<AtomicBool>) {
+fn run_job(
+    client: &Client,
+    config: &WorkerConfig,
+    job: Job,
+    shutdown: &Arc<AtomicBool>,
+    warnings: &output::WarningsCache,
+) {
     let _span = tracing::info_span!("build", id = job.build, builder = %job.builder).entered();
     tracing::info!("running {} at {}", job.repo, job.revision);
     let control = Arc::new(JobControl {
@@ -241,6 +248,7 @@ fn run_job(client: &Client, config: &WorkerConfig, job: Job, shutdown: &Arc<Atom
         config,
         job: &job,
         control: &control,
+        warnings,
     };
     let ended = runner.steps();
     // Secrets given as files go with the job's steps.

@@ -3,8 +3,11 @@
 //! against. Apart from `exec`, which runs the process, since none of it
 //! needs a process to be tested or read.
 
+use crate::sync::lock;
 use anyhow::Context;
 use regex::bytes::Regex;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Longest piece of a single line kept for warning matching; the output itself
 /// is never cut, only what the regexes look at.
@@ -37,6 +40,45 @@ impl Warnings {
     pub fn is_warning(&self, line: &[u8]) -> bool {
         self.warnings.iter().any(|r| r.is_match(line))
             && !self.suppress.iter().any(|r| r.is_match(line))
+    }
+}
+
+/// Compiled warning patterns, kept for the worker's life: the steps of a
+/// build mostly share cybertron's lists, and the next build of a builder
+/// has the same ones, so each list is compiled once, not once a step.
+#[derive(Debug, Default)]
+pub struct WarningsCache {
+    /// By the two lists, each pattern followed by a NUL (which a pattern
+    /// cannot hold, since configs are text), with a separator between.
+    compiled: Mutex<HashMap<String, Warnings>>,
+}
+
+/// Lists of patterns kept at once; past it the cache starts again.
+const CACHED_LISTS: usize = 64;
+
+impl WarningsCache {
+    /// The compiled lists, compiled now if they are new.
+    pub fn get(&self, warnings: &[String], suppress: &[String]) -> anyhow::Result<Warnings> {
+        let mut key = String::new();
+        for pattern in warnings {
+            key.push_str(pattern);
+            key.push('\0');
+        }
+        key.push('\u{1}');
+        for pattern in suppress {
+            key.push_str(pattern);
+            key.push('\0');
+        }
+        if let Some(found) = lock(&self.compiled).get(&key) {
+            return Ok(found.clone());
+        }
+        let compiled = Warnings::new(warnings, suppress)?;
+        let mut kept = lock(&self.compiled);
+        if kept.len() >= CACHED_LISTS {
+            kept.clear();
+        }
+        kept.insert(key, compiled.clone());
+        Ok(compiled)
     }
 }
 
@@ -74,4 +116,32 @@ impl LineSplitter {
 
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_compiled_once_and_told_apart() {
+        let cache = WarningsCache::default();
+        let warn = |w: &[&str], s: &[&str]| {
+            let w: Vec<String> = w.iter().map(|p| p.to_string()).collect();
+            let s: Vec<String> = s.iter().map(|p| p.to_string()).collect();
+            cache.get(&w, &s)
+        };
+        let first = warn(&["warning"], &[]).unwrap();
+        assert!(first.is_warning(b"a warning"));
+        // The same pattern as a suppression is another entry.
+        let other = warn(&[], &["warning"]).unwrap();
+        assert!(!other.is_warning(b"a warning"));
+        assert_eq!(lock(&cache.compiled).len(), 2);
+        warn(&["warning"], &[]).unwrap();
+        assert_eq!(lock(&cache.compiled).len(), 2);
+        let error = warn(&["("], &[]).unwrap_err();
+        assert_eq!(
+            format!("{error:#}").lines().next().unwrap(),
+            "invalid warnings regex `(`: regex parse error:"
+        );
+    }
 }

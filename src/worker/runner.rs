@@ -10,7 +10,7 @@ use super::deps;
 use super::exec::{self, StepOutcome, StepSpec};
 use super::get;
 use super::mask::Masker;
-use super::output::Warnings;
+use super::output::WarningsCache;
 use super::spool::Spool;
 use super::upload;
 use super::workspace::{StepError, Workspace};
@@ -49,6 +49,8 @@ pub(super) struct JobRunner<'a> {
     pub(super) config: &'a WorkerConfig,
     pub(super) job: &'a Job,
     pub(super) control: &'a Arc<JobControl>,
+    /// The worker's compiled warning patterns, kept across jobs.
+    pub(super) warnings: &'a WarningsCache,
 }
 
 impl JobRunner<'_> {
@@ -297,7 +299,7 @@ impl JobRunner<'_> {
 
     /// A configured step: one command in the build folder.
     fn command(&self, step: &crate::config::Step, log: &StepLog) -> StepOutcome {
-        let warnings = match Warnings::new(&step.warnings, &step.suppress_warnings) {
+        let warnings = match self.warnings.get(&step.warnings, &step.suppress_warnings) {
             Ok(warnings) => warnings,
             Err(error) => {
                 log.push(format!("{error:#}\n").as_bytes());

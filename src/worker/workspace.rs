@@ -98,7 +98,13 @@ pub fn sync_with_refs(
     log: &mut dyn FnMut(&str),
     stop: &dyn Fn() -> bool,
 ) -> Result<Oid, StepError> {
-    let repo = open_or_clone(dir, url, log, stop)?;
+    let repo = match holding(dir, url, revision) {
+        Some((repo, id)) => {
+            log(&format!("{id} is already in {}: no fetch", dir.display()));
+            repo
+        }
+        None => open_or_clone(dir, url, log, stop)?,
+    };
     if let Some(revision) = revision {
         if !extra_refs.is_empty() && resolve(&repo, revision).is_err() {
             fetch_extra_refs(&repo, url, extra_refs, log, stop)?;
@@ -124,6 +130,21 @@ pub fn sync_with_refs(
     let summary = String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned();
     log(format!("checked out {id} {summary}").trim_end());
     Ok(id)
+}
+
+/// The existing clone when it already holds `revision`, a full commit id,
+/// and its origin is `url`: a commit never changes, so nothing a fetch
+/// brings could change the checkout. Branch and tag names always fetch.
+fn holding(dir: &Path, url: &str, revision: Option<&str>) -> Option<(Repository, Oid)> {
+    let revision = revision.filter(|r| r.len() == 40)?;
+    let id = Oid::from_str(revision).ok()?;
+    if !dir.join(".git").exists() {
+        return None;
+    }
+    let repo = Repository::open(dir).ok()?;
+    let same_origin = repo.find_remote("origin").ok()?.url().ok() == Some(url);
+    let held = same_origin && repo.find_commit(id).is_ok();
+    held.then_some((repo, id))
 }
 
 /// The existing clone, its origin pointed at `url` and fetched; or a fresh
@@ -599,6 +620,14 @@ pub(crate) mod tests {
         let repo = Repository::open(build).unwrap();
         assert!(repo.head_detached().unwrap());
         assert_eq!(repo.head().unwrap().target(), Some(third));
+
+        // The same commit again from the same origin: no fetch, still clean.
+        std::fs::write(build.join("stale.txt"), "x").unwrap();
+        let (result, log) = run(&workspace, &format!("file://{url}"), &third.to_string());
+        assert_eq!(result.unwrap(), third);
+        assert!(log.contains("is already in"), "{log}");
+        assert!(!log.contains("fetching"), "{log}");
+        assert!(!build.join("stale.txt").exists());
 
         // A branch name resolves to the fetched tip, an older commit by id.
         let (result, _) = run(&workspace, url, &second.to_string());

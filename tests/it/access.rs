@@ -221,6 +221,7 @@ fn expected_need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/api/v1/workers", Role(Viewer)),
         ("GET", "/api/v1/usage", Role(Viewer)),
         ("GET", "/badge/{builder}", Role(Viewer)),
+        ("GET", "/metrics", Role(Viewer)),
         ("POST", "/api/v1/hooks/push", Webhook),
         ("POST", "/api/v1/admin/reload", Role(Admin)),
         ("POST", "/api/v1/workers/{name}/token", Role(Admin)),

@@ -26,6 +26,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("process", &[]),
     ("humanize", &[]),
     ("git_auth", &[]),
+    // The HTTP agent of workers and the command line.
+    ("http_agent", &["sync"]),
+    // What the megatron counts: below the core, the reporter and HTTP.
+    ("metrics", &[]),
     // Scripts in, graph out: pure.
     ("config", &["alloc", "sync", "model"]),
     // Wire and disk forms.
@@ -37,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "megatron",
         &[
-            "store", "config", "protocol", "model", "forge", "sync", "token", "git_auth",
+            "store", "config", "protocol", "model", "forge", "sync", "token", "git_auth", "metrics",
         ],
     ),
     // People, roles, tokens, sessions, forge login.
@@ -50,7 +54,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Commit statuses out to the forges.
     (
         "reporter",
-        &["megatron", "store", "config", "forge", "sync"],
+        &["megatron", "store", "config", "forge", "sync", "metrics"],
     ),
     // What starts builds besides a person.
     (
@@ -64,7 +68,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "http",
         &[
             "access", "triggers", "megatron", "store", "config", "protocol", "model", "forge",
-            "sync", "token",
+            "sync", "token", "metrics",
         ],
     ),
     // The pages people read.
@@ -80,16 +84,23 @@ const LAYERS: &[(&str, &[&str])] = &[
         "server",
         &[
             "web", "http", "triggers", "reporter", "megatron", "store", "config", "protocol",
-            "model", "sync", "process",
+            "model", "sync", "process", "metrics",
         ],
     ),
     // The worker: could be its own crate.
     (
         "worker",
-        &["protocol", "model", "config", "sync", "git_auth"],
+        &[
+            "protocol",
+            "model",
+            "config",
+            "sync",
+            "git_auth",
+            "http_agent",
+        ],
     ),
     // The command line.
-    ("client", &["protocol", "model"]),
+    ("client", &["protocol", "model", "http_agent"]),
     ("cli", &[]),
     (
         "commands",

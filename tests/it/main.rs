@@ -17,6 +17,7 @@ mod hooks;
 mod hostile;
 mod layers;
 mod logs;
+mod metrics;
 mod openapi;
 mod polling;
 mod pulls;
