@@ -30,7 +30,7 @@ impl State {
             .collect();
         let mut removed = 0;
         for builder in builders {
-            removed += self.apply_retention(&builder, now)?;
+            removed += self.apply_retention(&builder, now, true)?;
         }
         if removed > 0 {
             self.store.flush()?;
@@ -39,11 +39,15 @@ impl State {
     }
 
     pub(crate) fn apply_horizon(&self, builder: &str) -> Result<()> {
-        self.apply_retention(builder, now_ms()).map(|_| ())
+        self.apply_retention(builder, now_ms(), false).map(|_| ())
     }
 
-    fn apply_retention(&self, builder: &str, now: u64) -> Result<usize> {
-        let removed = self.store.apply_retention(builder, self.retention(now))?;
+    /// `thorough`: every build is looked at (the periodic pass), not only
+    /// the oldest up to the first that may stay (a build's end).
+    fn apply_retention(&self, builder: &str, now: u64, thorough: bool) -> Result<usize> {
+        let removed = self
+            .store
+            .apply_retention(builder, self.retention(now), thorough)?;
         let count = removed.len();
         for id in removed {
             // The build is gone from the store; its artifacts go with it. A

@@ -406,50 +406,71 @@ impl Store {
                 finished_before: None,
                 keep_last_success: false,
             },
+            false,
         )
     }
 
     /// Deletes a builder's finished builds that `retention` lets go, with
     /// their logs; returns the ids removed.
-    pub fn apply_retention(&self, builder: &str, retention: Retention) -> Result<Vec<u64>> {
+    ///
+    /// Builds are looked at oldest first and decoded only when they may go:
+    /// those beyond the count always, and with `finished_before`, older ones
+    /// up to the first that finished since (`thorough` looks at every one:
+    /// a long build may finish after newer ones). So a build's end costs
+    /// what it removes, not the builder's whole history.
+    pub fn apply_retention(
+        &self,
+        builder: &str,
+        retention: Retention,
+        thorough: bool,
+    ) -> Result<Vec<u64>> {
         let mut prefix = builder.as_bytes().to_vec();
         prefix.push(0);
         let entries: Vec<(sled::IVec, sled::IVec)> = self
             .history
             .scan_prefix(&prefix)
             .collect::<std::result::Result<_, _>>()?;
-        let mut builds = Vec::with_capacity(entries.len());
-        for (key, id) in &entries {
-            match self.build(be_u64(id)) {
-                Ok(build) => builds.push((key.clone(), build)),
+        let count = entries.len();
+        let mut last_success: Option<Option<u64>> = None;
+        let mut removed = Vec::new();
+        for (i, (key, id)) in entries.iter().enumerate() {
+            let beyond = i + retention.builds < count;
+            if !beyond && retention.finished_before.is_none() {
+                break;
+            }
+            let build = match self.build(be_u64(id)) {
+                Ok(build) => build,
                 Err(Error::NotFound(_)) => {
                     self.history.remove(key)?;
+                    continue;
                 }
                 Err(e) => return Err(e),
-            }
-        }
-        let last_success = retention
-            .keep_last_success
-            .then(|| {
-                builds
-                    .iter()
-                    .rev()
-                    .find(|(_, b)| b.result.is_some_and(crate::protocol::BuildResult::passed))
-                    .map(|(_, b)| b.id)
-            })
-            .flatten();
-        let count = builds.len();
-        let mut removed = Vec::new();
-        for (i, (key, build)) in builds.iter().enumerate() {
-            let beyond = i + retention.builds < count;
+            };
             let aged = retention
                 .finished_before
                 .is_some_and(|cut| build.finished.is_some_and(|f| f < cut));
-            if !(beyond || aged)
-                || build.state != BuildState::Finished
-                || Some(build.id) == last_success
-            {
+            if !(beyond || aged) {
+                if thorough {
+                    continue;
+                }
+                break;
+            }
+            if build.state != BuildState::Finished {
                 continue;
+            }
+            if retention.keep_last_success {
+                let last = *last_success.get_or_insert_with(|| {
+                    // The newest that passed: looked for from the newest down.
+                    entries.iter().rev().find_map(|(_, id)| {
+                        self.build(be_u64(id))
+                            .ok()
+                            .filter(|b| b.result.is_some_and(crate::protocol::BuildResult::passed))
+                            .map(|b| b.id)
+                    })
+                });
+                if last == Some(build.id) {
+                    continue;
+                }
             }
             self.history.remove(key)?;
             self.builds.remove(build.id.to_be_bytes())?;

@@ -298,6 +298,7 @@ fn retention_by_age_keeps_the_newest_and_the_last_success() {
                 finished_before: Some(100 * day - 7 * day),
                 keep_last_success: true,
             },
+            false,
         )
         .expect("retention");
     // Older than a week goes, but the last success stays.
@@ -318,7 +319,38 @@ fn retention_by_age_keeps_the_newest_and_the_last_success() {
                 finished_before: Some(100 * day - 7 * day),
                 keep_last_success: false,
             },
+            true,
         )
         .expect("retention");
     assert_eq!(removed, [ids[0]]);
+}
+
+#[test]
+fn a_builds_end_looks_only_at_the_oldest_the_periodic_pass_at_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let day = 86_400_000u64;
+    let mut ids = Vec::new();
+    // The older build finished after the newer one (it ran long).
+    for age in [1, 10] {
+        let mut build = store.create_build(queued("r-a")).expect("build");
+        build.state = BuildState::Finished;
+        build.result = Some(crate::protocol::BuildResult::Success);
+        build.finished = Some(100 * day - age * day);
+        store.put_build(&build).expect("finish");
+        ids.push(build.id);
+    }
+    let retention = Retention {
+        builds: 100,
+        finished_before: Some(100 * day - 7 * day),
+        keep_last_success: false,
+    };
+    let quick = store
+        .apply_retention("r-a", retention, false)
+        .expect("retention");
+    assert!(quick.is_empty(), "stops at the first build that stays");
+    let thorough = store
+        .apply_retention("r-a", retention, true)
+        .expect("retention");
+    assert_eq!(thorough, [ids[1]]);
 }
