@@ -43,7 +43,7 @@ impl WorkerConfig {
             claim_wait: Duration::from_secs(30),
             kill_grace: Duration::from_secs(5),
             max_backoff: Duration::from_secs(5),
-            log_queue_bytes: super::client::LOG_QUEUE_LIMIT,
+            log_queue_bytes: super::log_stream::LOG_QUEUE_LIMIT,
             spool_bytes: DEFAULT_SPOOL_MB << 20,
         }
     }

@@ -35,6 +35,7 @@ mod control;
 pub mod deps;
 pub mod exec;
 pub mod get;
+pub mod log_stream;
 pub mod mask;
 pub mod output;
 mod runner;

@@ -2,13 +2,14 @@
 //! the megatron (start, streamed log, finish), and the worker's own steps
 //! (checkout, get, upload) turned into step outcomes.
 
-use super::client::{url_encode, CallError, Client, LogStream};
+use super::client::{url_encode, CallError, Client};
 use super::command::substitute;
 use super::config::WorkerConfig;
 use super::control::{Abort, JobControl};
 use super::deps;
 use super::exec::{self, StepOutcome, StepSpec};
 use super::get;
+use super::log_stream::LogStream;
 use super::mask::Masker;
 use super::output::WarningsCache;
 use super::spool::Spool;

@@ -664,7 +664,7 @@ fn a_full_spool_makes_the_step_wait_and_loses_nothing() {
     let spool_path = dir.path().join("spool").join("5-1");
     let (queue_limit, spool_limit) = (4096, 16 * 1024);
     let client = Client::new(&megatron.url, "w1", "secret", Duration::from_millis(20));
-    let stream = client::LogStream::start(
+    let stream = log_stream::LogStream::start(
         client,
         "/api/v1/worker/builds/5/steps/1/log?lease=l".into(),
         queue_limit,
