@@ -44,6 +44,21 @@ fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// Bytes of the files under `dir`, recursively.
+fn walkdir(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => walkdir(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -73,8 +88,13 @@ fn main() {
         .add_repo(&repo.display().to_string(), None)
         .expect("repo");
 
-    // 100,000 finished builds, written straight to the store with one flush.
+    // 100,000 finished builds, written straight to the store, flushed every
+    // 1,000 as the megatron's own acknowledgements would (sled 0.34 can stall
+    // with hundreds of thousands of writes waiting for one flush).
     let seeding = Instant::now();
+    let data_dir = temp.path().join("data");
+    let store_bytes = || -> u64 { walkdir(&data_dir.join("store")) };
+    let mut size_per_10k = Vec::new();
     let template = state
         .force("ui-a", Default::default(), Some("bench"))
         .expect("a first build");
@@ -95,6 +115,12 @@ fn main() {
         build.finished = Some(now_ms());
         state.store.put_build(&build).expect("finish");
         ids.push(build.id);
+        if (i + 1) % 1_000 == 0 {
+            state.store.flush().expect("flush");
+        }
+        if (i + 1) % 10_000 == 0 {
+            size_per_10k.push(store_bytes());
+        }
     }
     // A build with a 100 MB log in its step.
     let mut big = state
@@ -124,6 +150,19 @@ fn main() {
     println!(
         "seeded {BUILDS} builds and a 100 MB log in {:.1} s",
         seeding.elapsed().as_secs_f64()
+    );
+    let growth: Vec<String> = size_per_10k
+        .windows(2)
+        .map(|w| format!("{:.1}", (w[1] as f64 - w[0] as f64) / 1e6))
+        .collect();
+    println!(
+        "store size on disk after each 10,000 finished builds: {} MB; growth per 10,000: [{}] MB",
+        size_per_10k
+            .iter()
+            .map(|b| format!("{:.1}", *b as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(", "),
+        growth.join(", ")
     );
     // The dispatcher would be rebuilt from the store on a restart; the
     // seeded builds are finished, so it has nothing to restore.
