@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::extract::parse_json;
+use super::repos::find_repo;
 use crate::access::caller::Caller;
 use crate::megatron::state::State;
 use crate::protocol::ErrorBody;
@@ -48,15 +49,9 @@ pub async fn list_pulls(
     state: AppState,
     Path(repo): Path<String>,
 ) -> Result<Json<PullList>, ApiError> {
+    find_repo(&state, &repo)?;
     let pulls = state
-        .blocking(move |s| {
-            if !crate::sync::read(&s.repos).contains_key(&repo) {
-                return Err(crate::megatron::Error::NotFound(format!(
-                    "repo {repo} not found"
-                )));
-            }
-            Ok(s.store.pulls(&repo)?)
-        })
+        .blocking(move |s| s.store.pulls(&repo).map_err(crate::megatron::Error::from))
         .await?;
     Ok(Json(PullList { pulls }))
 }

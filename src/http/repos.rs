@@ -8,7 +8,7 @@ use super::views::repo_view;
 use crate::access::caller::Caller;
 use crate::config::access::Role;
 use crate::megatron::speculate::{check_sent_files, Speculation};
-use crate::megatron::state::State;
+use crate::megatron::state::{RepoState, State};
 use crate::protocol::ErrorBody;
 use crate::sync::read;
 use axum::body::Bytes;
@@ -118,11 +118,15 @@ pub async fn get_repo(
     state: AppState,
     Path(name): Path<String>,
 ) -> Result<Json<RepoView>, ApiError> {
-    let repos = read(&state.repos);
-    let repo = repos
-        .get(&name)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("repo {name} not found")))?;
-    Ok(Json(repo_view(repo)))
+    Ok(Json(repo_view(&find_repo(&state, &name)?)))
+}
+
+/// The repo named `name` as it is now, or a 404 saying it is not there.
+pub(super) fn find_repo(state: &State, name: &str) -> Result<RepoState, ApiError> {
+    read(&state.repos)
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("repo {name} not found")))
 }
 
 /// The key a repo's secrets are encrypted to

@@ -6,7 +6,9 @@
 //! - [`state`]: [`State`] itself, opened and restored from the data dir.
 //! - [`error`]: why a request was refused.
 //! - [`dispatch`]: who runs what, in memory, behind one mutex.
-//! - [`repos`]: mirrors, config evaluation, reconfig and cybertron reload.
+//! - [`mirror`]: each repo's bare mirror, fetched, and what git2 reads from it.
+//! - [`repos`]: taking and removing repos, config evaluation, reconfig and
+//!   cybertron reload.
 //! - [`speculate`]: a config from files in memory, evaluated as a reconfig
 //!   would be and compared with the live graph, storing nothing.
 //! - [`pulls`]: pull and merge requests, built with their own config.
@@ -30,6 +32,7 @@ pub mod error;
 pub mod horizon;
 pub mod leases;
 pub mod measure;
+pub mod mirror;
 pub mod pulls;
 pub mod queue;
 pub mod reports;

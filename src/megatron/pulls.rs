@@ -7,7 +7,7 @@
 //! a config that does not evaluate) goes to the commit as a status.
 
 use super::error::{Error, Result};
-use super::repos::{fetch_options, tree_files};
+use super::mirror::{fetch_options, tree_files};
 use super::speculate::Speculation;
 use super::state::State;
 use crate::config::accept::workers_accepting;

@@ -6,7 +6,7 @@
 //! record keeps only the names withheld and why.
 
 use super::error::{Error, Result};
-use super::repos::branch_of;
+use super::mirror::branch_of;
 use super::state::State;
 use crate::config::secrets::{env_name, BuildFacts, TriggerKind, MIN_SECRET_LENGTH};
 use crate::config::spec::SecretSource;

@@ -1,0 +1,191 @@
+//! A build's steps end to end: checked out, run and reported in order, each
+//! step's log between its start and its finish; a failing step halts the
+//! build; a cancel kills the running step.
+
+use super::*;
+
+#[test]
+fn a_build_is_checked_out_run_and_reported_in_order() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let commit = upstream(repo_dir.path());
+    let megatron = FakeMegatron::start();
+    megatron.state().jobs.push_back(job(
+        7,
+        repo_dir.path(),
+        &commit,
+        vec![
+            step(
+                "command 1",
+                r#"echo "env=$P"; echo arg={P}; echo 'warning: w'"#,
+            ),
+            step(
+                "command 2",
+                "cat a.txt; echo $CONSTRUCTICON_BUILD $CONSTRUCTICON_BUILDER",
+            ),
+        ],
+    ));
+    let mut worker = RunningWorker::start(&megatron);
+    megatron.wait_for("the build's end", |s| {
+        s.requests.iter().any(|r| r.path == "builds/7/finish")
+    });
+    assert!(worker.stop() < Duration::from_millis(500));
+
+    assert_eq!(
+        megatron.reports(),
+        [
+            "builds/7/steps/0/start",
+            "builds/7/revisions",
+            "builds/7/steps/0/finish",
+            "builds/7/steps/1/start",
+            "builds/7/steps/1/finish",
+            "builds/7/steps/2/start",
+            "builds/7/steps/2/finish",
+            "builds/7/finish",
+        ]
+    );
+    let finish = megatron.find("builds/7/finish").unwrap();
+    assert_eq!(
+        finish.json(),
+        serde_json::json!({"lease": "lease/1 x", "result": "warnings", "reason": null})
+    );
+    assert!(finish
+        .headers
+        .contains(&("authorization".into(), "Bearer secret".into())));
+    assert!(finish
+        .headers
+        .contains(&("x-constructicon-worker".into(), "w1".into())));
+    assert_eq!(
+        megatron.find("builds/7/steps/1/finish").unwrap().json(),
+        serde_json::json!({"lease": "lease/1 x", "result": "warnings", "exit_code": 0, "reason": null})
+    );
+    assert!(megatron
+        .log(7, 0)
+        .contains(&format!("checked out {commit}")));
+    assert_eq!(
+        megatron.log(7, 1),
+        "env=it's $(here)\narg=it's $(here)\nwarning: w\n"
+    );
+    assert_eq!(megatron.log(7, 2), "one\n7 hello-basic\n");
+    // Each step's output is posted between its start and its finish.
+    let paths: Vec<String> = megatron
+        .state()
+        .requests
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    for n in 0..3 {
+        let at = |p: &str| paths.iter().position(|q| q == p).unwrap();
+        let start = at(&format!("builds/7/steps/{n}/start"));
+        let finish = at(&format!("builds/7/steps/{n}/finish"));
+        let prefix = format!("builds/7/steps/{n}/log?");
+        for (i, path) in paths.iter().enumerate() {
+            if path.starts_with(&prefix) {
+                assert!(start < i && i < finish, "{paths:?}");
+            }
+        }
+    }
+    // Every log call carries the lease, encoded, where its bytes start in
+    // the step's output, and raw bytes.
+    let logs: Vec<Recorded> = megatron
+        .state()
+        .requests
+        .iter()
+        .filter(|r| r.path.contains("/log?"))
+        .cloned()
+        .collect();
+    assert!(!logs.is_empty());
+    let mut sent: std::collections::HashMap<String, usize> = Default::default();
+    for log in logs {
+        let (step, query) = log.path.split_once('?').unwrap();
+        let offset = sent.entry(step.to_string()).or_default();
+        assert_eq!(
+            query,
+            format!("lease=lease%2F1%20x&offset={offset}"),
+            "{}",
+            log.path
+        );
+        *offset += log.body.len();
+        assert!(log
+            .headers
+            .contains(&("content-type".into(), "application/octet-stream".into())));
+    }
+}
+
+#[test]
+fn a_failing_step_halts_the_build() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let commit = upstream(repo_dir.path());
+    let megatron = FakeMegatron::start();
+    megatron.state().jobs.push_back(job(
+        3,
+        repo_dir.path(),
+        &commit,
+        vec![step("command 1", "exit 2"), step("command 2", "true")],
+    ));
+    // An unknown revision fails at the checkout.
+    megatron.state().jobs.push_back(job(
+        4,
+        repo_dir.path(),
+        "nope",
+        vec![step("command 1", "true")],
+    ));
+    let _worker = RunningWorker::start(&megatron);
+    megatron.wait_for("both builds' ends", |s| {
+        s.requests.iter().any(|r| r.path == "builds/4/finish")
+    });
+    let reports = megatron.reports();
+    assert!(!reports.contains(&"builds/3/steps/2/start".to_string()));
+    assert_eq!(
+        megatron.find("builds/3/finish").unwrap().json(),
+        serde_json::json!({"lease": "lease/1 x", "result": "failure", "reason": "command 1: exit code 2"})
+    );
+    assert_eq!(
+        megatron.find("builds/4/finish").unwrap().json()["result"],
+        "failure"
+    );
+    assert!(!reports.contains(&"builds/4/steps/1/start".to_string()));
+    assert!(megatron.log(4, 0).contains("unknown revision \"nope\""));
+}
+
+#[test]
+fn a_cancel_kills_the_running_step_and_reports_cancelled() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let commit = upstream(repo_dir.path());
+    let megatron = FakeMegatron::start();
+    let mut cancelled_job = job(
+        5,
+        repo_dir.path(),
+        &commit,
+        vec![step("command 1", "sleep 30"), step("command 2", "true")],
+    );
+    cancelled_job.upload = BTreeMap::from([("a.txt".to_string(), "a.txt".to_string())]);
+    megatron.state().jobs.push_back(cancelled_job);
+    let _worker = RunningWorker::start(&megatron);
+    megatron.wait_for("the step's start", |s| {
+        s.requests
+            .iter()
+            .any(|r| r.path == "builds/5/steps/1/start")
+    });
+    let cancelled = Instant::now();
+    megatron.state().cancel = true;
+    megatron.wait_for("the build's end", |s| {
+        s.requests.iter().any(|r| r.path == "builds/5/finish")
+    });
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        cancelled.elapsed()
+    );
+    assert_eq!(
+        megatron.find("builds/5/steps/1/finish").unwrap().json()["result"],
+        "cancelled"
+    );
+    assert_eq!(
+        megatron.find("builds/5/finish").unwrap().json()["result"],
+        "cancelled"
+    );
+    // Neither the next step nor the upload runs after a cancel.
+    let reports = megatron.reports();
+    assert!(!reports.contains(&"builds/5/steps/2/start".to_string()));
+    assert!(!reports.contains(&"builds/5/steps/3/start".to_string()));
+}
