@@ -62,12 +62,34 @@ fn now_ms() -> u64 {
 }
 
 fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A `/proc/PID/status` line in kB: `VmRSS:` is all resident memory, code
+/// mapped from the binary and shared libraries included; `RssAnon:` is the
+/// process's own (heap, stacks).
+fn status_kb(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Worker protocol calls answered so far, from `/metrics`.
+fn worker_calls(agent: &ureq::Agent, url: &str) -> f64 {
+    let mut response = agent
+        .get(&format!("{url}/metrics"))
+        .call()
+        .expect("metrics");
+    let text = response.body_mut().read_to_string().expect("metrics body");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("constructicon_http_requests_total{") && l.contains("/api/v1/worker/")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 const CONFIG: &str = r#"constructicon = #{
@@ -151,6 +173,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = rss_kb(megatron_pid);
+    let idle_anon = status_kb(megatron_pid, "RssAnon:");
 
     // force → complete on an idle system.
     let mut latencies = Vec::new();
@@ -169,6 +192,7 @@ fn main() {
         .chain(worker_pids.iter().copied())
         .map(cpu_ms)
         .collect();
+    let calls_before = worker_calls(&agent, &url);
     let started = Instant::now();
     let ids: Vec<u64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
@@ -185,6 +209,8 @@ fn main() {
     }
     let total = started.elapsed();
     let busy_rss = rss_kb(megatron_pid);
+    let busy_anon = status_kb(megatron_pid, "RssAnon:");
+    let calls = worker_calls(&agent, &url) - calls_before;
     let cpu_spent: Vec<u64> = std::iter::once(megatron_pid)
         .chain(worker_pids.iter().copied())
         .map(cpu_ms)
@@ -267,9 +293,15 @@ fn main() {
         latencies[latencies.len() - 1].as_secs_f64() * 1000.0
     );
     println!(
-        "  megatron RSS: {} MB idle, {} MB after the 200",
+        "  megatron RSS: {} MB idle, {} MB after the 200 (its own memory, RssAnon: {:.1} MB idle, {:.1} MB after; the rest is code mapped from the binary and libraries)",
         idle_rss / 1024,
-        busy_rss / 1024
+        busy_rss / 1024,
+        idle_anon as f64 / 1024.0,
+        busy_anon as f64 / 1024.0
+    );
+    println!(
+        "  worker protocol calls per build over the 200 (heartbeats and empty long-polls included): {:.1}",
+        calls / 200.0
     );
     println!(
         "  200 MB artifact: upload {:.0} MB/s (the upload step, {} ms), download {:.0} MB/s ({} bytes in {:.2} s)",

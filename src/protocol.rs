@@ -116,6 +116,10 @@ pub struct Job {
     /// with why ("deploy_token withheld: branch x does not match ^main$").
     #[serde(default)]
     pub withheld: Vec<String>,
+    /// The claim already recorded step 0 as started: the worker goes
+    /// straight to it without `POST .../steps/0/start`.
+    #[serde(default)]
+    pub first_step_started: bool,
 }
 
 /// One secret handed to the claiming worker.
@@ -254,6 +258,25 @@ pub struct StepFinish {
     /// The exit status of the step's process, when it exited.
     pub exit_code: Option<i32>,
     /// Why the step ended other than by exiting (timeout, cancel, spawn error).
+    pub reason: Option<String>,
+    /// The commits the checkout resolved, as `POST .../revisions` gives
+    /// them, sent with the checkout's end instead of on their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisions: Option<BTreeMap<String, String>>,
+    /// The step the worker goes on to at once: recorded as started, in
+    /// place of its `POST .../steps/{next}/start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u32>,
+    /// The build's end, when this was its last step: recorded as `POST
+    /// .../finish` would, in place of that call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildEnd>,
+}
+
+/// A build's end as its last step's report carries it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BuildEnd {
+    pub result: BuildResult,
     pub reason: Option<String>,
 }
 

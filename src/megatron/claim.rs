@@ -61,6 +61,11 @@ impl State {
             build.lease = Some(lease.clone());
             build.attempts += 1;
             build.started = Some(now_ms());
+            // The worker goes straight to its first step (the checkout):
+            // it starts with the claim, one call fewer per build.
+            if let Some(first) = build.steps.first_mut() {
+                first.started = build.started;
+            }
             self.ask_status(&mut build);
             self.store.put_build(&build)?;
             Ok((build, get, secrets))
@@ -96,6 +101,7 @@ impl State {
                     max_upload_bytes: self.max_artifact_bytes,
                     secrets: secrets.secrets,
                     withheld: secrets.withheld,
+                    first_step_started: build.steps.first().is_some_and(|s| s.started.is_some()),
                 }
             })),
             Err(e) => {

@@ -133,6 +133,9 @@ impl State {
         Ok(())
     }
 
+    /// A step's end, with what the worker folds into it: the checkout's
+    /// revisions, the start of the step it goes on to, or the build's end
+    /// after its last step. One write, one flush.
     pub fn step_finished(
         &self,
         id: u64,
@@ -140,21 +143,46 @@ impl State {
         worker: &str,
         report: &StepFinish,
     ) -> Result<()> {
-        self.update_running(id, worker, &report.lease, |build| {
+        if report.next.is_some() && report.build.is_some() {
+            return Err(Error::BadRequest(
+                "a step's end names a next step or the build's end, not both".into(),
+            ));
+        }
+        if report.next.is_some_and(|next| next <= step) {
+            return Err(Error::BadRequest(format!(
+                "the next step must come after step {step}"
+            )));
+        }
+        let ended = self.update_running(id, worker, &report.lease, |build| {
             let record = Self::step_of(build, step)?;
             record.result = Some(report.result);
             record.exit_code = report.exit_code;
             record.reason = report.reason.clone();
-            record.finished = Some(now_ms());
+            let now = now_ms();
+            record.finished = Some(now);
             if record.started.is_none() {
                 record.started = record.finished;
             }
-            Ok(())
+            if let Some(revisions) = &report.revisions {
+                build.revisions = revisions.clone();
+            }
+            if let Some(next) = report.next {
+                Self::step_of(build, next)?.started = Some(now);
+            }
+            Ok(report.build.as_ref().map(|end| {
+                end_build(build, end.result, end.reason.clone());
+                build.clone()
+            }))
         })?;
-        self.store.flush()?;
-        self.build_changed.notify_waiters();
-        self.announce();
-        Ok(())
+        match ended {
+            Some(build) => self.build_ended(&build),
+            None => {
+                self.store.flush()?;
+                self.build_changed.notify_waiters();
+                self.announce();
+                Ok(())
+            }
+        }
     }
 
     /// The worker's report of the build's end; durable before it returns.
@@ -167,13 +195,16 @@ impl State {
         reason: Option<String>,
     ) -> Result<BuildRecord> {
         let build = self.update_running(id, worker, lease, |build| {
-            build.state = BuildState::Finished;
-            build.result = Some(result);
-            build.result_reason = reason;
-            build.finished = Some(now_ms());
-            build.lease = None;
+            end_build(build, result, reason);
             Ok(build.clone())
         })?;
+        self.build_ended(&build)?;
+        Ok(build)
+    }
+
+    /// What follows a build's end once its record says so: its worker and
+    /// resources freed, past-horizon builds removed, all of it flushed.
+    fn build_ended(&self, build: &BuildRecord) -> Result<()> {
         // Said at once, before anything slower: whoever sees the result
         // can find this line.
         tracing::info!(
@@ -183,15 +214,14 @@ impl State {
             result = %build.result.map_or("none", BuildResult::as_str),
             "build finished"
         );
-        lock(&self.dispatcher).release(id);
-        self.count_finished(&build);
+        lock(&self.dispatcher).release(build.id);
+        self.count_finished(build);
         self.apply_horizon(&build.builder)?;
         self.store.flush()?;
         self.queue_changed.notify_waiters();
-        self.announce();
         self.build_changed.notify_waiters();
         self.announce();
-        Ok(build)
+        Ok(())
     }
 
     /// A worker that claimed a build but will not run it (it is shutting
@@ -217,4 +247,13 @@ impl State {
         self.announce();
         Ok(())
     }
+}
+
+/// A running build's record made finished.
+fn end_build(build: &mut BuildRecord, result: BuildResult, reason: Option<String>) {
+    build.state = BuildState::Finished;
+    build.result = Some(result);
+    build.result_reason = reason;
+    build.finished = Some(now_ms());
+    build.lease = None;
 }

@@ -52,7 +52,7 @@ use crate::protocol::{
 use anyhow::Context;
 use client::{AttemptError, Backoff, Body, CallError, Client};
 use control::{Abort, JobControl};
-use runner::JobRunner;
+use runner::{Ended, JobRunner};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -250,13 +250,10 @@ fn run_job(
         job: &job,
         control: &control,
         warnings,
+        resolved: Default::default(),
     };
     let ended = runner.steps();
-    // Secrets given as files go with the job's steps.
-    let _ = std::fs::remove_dir_all(runner.secrets_dir());
-    // Heartbeats stop before the end is reported: the lease outlives the
-    // report, and a heartbeat answered after it would only find it gone.
-    control.done.store(true, Ordering::SeqCst);
+    runner.wrap_up();
     let finish = |result: BuildResult, reason: Option<String>| {
         let body = BuildFinish {
             lease: job.lease.clone(),
@@ -270,7 +267,8 @@ fn run_job(
         }
     };
     match ended {
-        Ok((result, reason)) => finish(result, reason),
+        Ok(Ended::Reported(result)) => tracing::info!("build ended: {}", result.as_str()),
+        Ok(Ended::ToReport(result, reason)) => finish(result, reason),
         Err(Abort::LeaseLost) => tracing::warn!("lease lost: dropped the build"),
         Err(Abort::Shutdown) => release(client, &job),
         Err(Abort::Refused(message)) => {

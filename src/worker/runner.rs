@@ -16,7 +16,7 @@ use super::spool::Spool;
 use super::upload;
 use super::workspace::{StepError, Workspace};
 use crate::protocol::{
-    BuildResult, Job, RevisionsReport, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
+    BuildEnd, BuildResult, Job, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
     UPLOAD_STEP,
 };
 use std::collections::BTreeMap;
@@ -52,6 +52,16 @@ pub(super) struct JobRunner<'a> {
     pub(super) control: &'a Arc<JobControl>,
     /// The worker's compiled warning patterns, kept across jobs.
     pub(super) warnings: &'a WarningsCache,
+    /// The commits the checkout resolved, until its end reports them.
+    pub(super) resolved: Mutex<Option<BTreeMap<String, String>>>,
+}
+
+/// How a job's steps ended.
+pub(super) enum Ended {
+    /// The last step's end carried the build's end, with this result.
+    Reported(BuildResult),
+    /// The build's end is still to be reported (cancelled between steps).
+    ToReport(BuildResult, Option<String>),
 }
 
 impl JobRunner<'_> {
@@ -60,41 +70,46 @@ impl JobRunner<'_> {
     }
 
     /// Runs the steps of [`Job::layout`] until one does not pass, then
-    /// `upload`; the build's result (the worst of its steps) and the reason
-    /// of the first step that did not pass.
-    pub(super) fn steps(&self) -> Result<(BuildResult, Option<String>), Abort> {
+    /// `upload`. Each step's end carries what would otherwise be calls of
+    /// their own: the checkout's revisions, the start of the next step, and
+    /// after the last step the build's end (its result is the worst of its
+    /// steps, its reason the first step that did not pass).
+    pub(super) fn steps(&self) -> Result<Ended, Abort> {
+        let layout = self.job.layout();
         let mut result = BuildResult::Success;
         let mut reason = None;
         let mut halted = false;
         let mut checked_out = false;
-        for (n, kind) in self.job.layout().into_iter().enumerate() {
+        let mut current = self.next_step(&layout, 0, halted, checked_out);
+        // Whether the megatron already has the current step as started.
+        let mut announced = self.job.first_step_started && current == Some(0);
+        while let Some(n) = current {
             if self.control.cancel.load(Ordering::SeqCst) {
                 // Cancelled between steps: nothing is running to kill.
-                return Ok((BuildResult::Cancelled, Some("cancelled".into())));
+                return Ok(Ended::ToReport(
+                    BuildResult::Cancelled,
+                    Some("cancelled".into()),
+                ));
             }
-            let runs = match kind {
-                StepKind::Upload => checked_out,
-                _ => !halted,
-            };
-            if !runs {
-                continue;
-            }
+            let kind = layout[n];
             let (name, outcome) = match kind {
                 StepKind::Checkout => (
                     CHECKOUT_STEP,
-                    self.step(n, CHECKOUT_STEP, |log| self.checkout(log))?,
+                    self.step(n, CHECKOUT_STEP, announced, |log| self.checkout(log))?,
                 ),
-                StepKind::Get => (GET_STEP, self.step(n, GET_STEP, |log| self.get(log))?),
+                StepKind::Get => (
+                    GET_STEP,
+                    self.step(n, GET_STEP, announced, |log| self.get(log))?,
+                ),
                 StepKind::Configured(i) => {
-                    let Some(step) = self.job.steps.get(i) else {
-                        continue;
-                    };
-                    let outcome = self.step(n, &step.name, |log| self.command(step, log))?;
+                    let step = &self.job.steps[i];
+                    let outcome =
+                        self.step(n, &step.name, announced, |log| self.command(step, log))?;
                     (step.name.as_str(), outcome)
                 }
                 StepKind::Upload => (
                     UPLOAD_STEP,
-                    self.step(n, UPLOAD_STEP, |log| self.upload(log))?,
+                    self.step(n, UPLOAD_STEP, announced, |log| self.upload(log))?,
                 ),
             };
             if kind == StepKind::Checkout {
@@ -112,32 +127,79 @@ impl JobRunner<'_> {
                     reason = Some(format!("{name}: {why}"));
                 }
             }
-            if outcome.result == BuildResult::Cancelled {
-                // No upload after a cancel: whoever cancelled wants it over.
-                break;
+            let cancelled = self.control.cancel.load(Ordering::SeqCst);
+            if cancelled && outcome.result != BuildResult::Cancelled {
+                result = BuildResult::Cancelled;
+                reason = Some("cancelled".into());
             }
+            // No upload after a cancel: whoever cancelled wants it over.
+            current = if cancelled || outcome.result == BuildResult::Cancelled {
+                None
+            } else {
+                self.next_step(&layout, n + 1, halted, checked_out)
+            };
+            let end = current.is_none().then(|| BuildEnd {
+                result,
+                reason: reason.clone(),
+            });
+            if end.is_some() {
+                self.wrap_up();
+            }
+            self.finish_step(n, name, &outcome, current, end)?;
+            if current.is_none() {
+                return Ok(Ended::Reported(result));
+            }
+            announced = true;
         }
-        Ok((result, reason))
+        Ok(Ended::ToReport(result, reason))
     }
 
-    /// Reports a step's start, streams its output, reports its end.
+    /// The first step from `from` on that runs: the upload runs when the
+    /// checkout passed, any other step while none has failed.
+    fn next_step(
+        &self,
+        layout: &[StepKind],
+        from: usize,
+        halted: bool,
+        checked_out: bool,
+    ) -> Option<usize> {
+        (from..layout.len()).find(|&n| match layout[n] {
+            StepKind::Upload => checked_out,
+            StepKind::Configured(i) => !halted && i < self.job.steps.len(),
+            _ => !halted,
+        })
+    }
+
+    /// What goes before the build's end is reported: secrets given as
+    /// files are removed, and heartbeats stop (the lease outlives the
+    /// report, and a heartbeat answered after it would only find it gone).
+    pub(super) fn wrap_up(&self) {
+        let _ = std::fs::remove_dir_all(self.secrets_dir());
+        self.control.done.store(true, Ordering::SeqCst);
+    }
+
+    /// Reports a step's start (unless the megatron already has it), and
+    /// streams its output while `body` runs it.
     fn step(
         &self,
         n: usize,
         name: &str,
+        announced: bool,
         body: impl FnOnce(&StepLog) -> StepOutcome,
     ) -> Result<StepOutcome, Abort> {
         let lease = self.job.lease.clone();
         let give_up = || self.control.give_up();
-        self.client
-            .post_json(
-                &self.path(&format!("steps/{n}/start")),
-                &StepStart {
-                    lease: lease.clone(),
-                },
-                &give_up,
-            )
-            .map_err(|e| self.abort(e, &format!("starting step {n} ({name})")))?;
+        if !announced {
+            self.client
+                .post_json(
+                    &self.path(&format!("steps/{n}/start")),
+                    &StepStart {
+                        lease: lease.clone(),
+                    },
+                    &give_up,
+                )
+                .map_err(|e| self.abort(e, &format!("starting step {n} ({name})")))?;
+        }
 
         let control = self.control.clone();
         let log_path = self.path(&format!("steps/{n}/log?lease={}", url_encode(&lease)));
@@ -173,16 +235,33 @@ impl JobRunner<'_> {
             return Err(Abort::Shutdown);
         }
         tracing::info!("step {n} ({name}): {}", outcome.result.as_str());
+        Ok(outcome)
+    }
+
+    /// `POST .../steps/{n}/finish`, with the checkout's revisions when it
+    /// resolved any, the next step's start, or the build's end.
+    fn finish_step(
+        &self,
+        n: usize,
+        name: &str,
+        outcome: &StepOutcome,
+        next: Option<usize>,
+        build: Option<BuildEnd>,
+    ) -> Result<(), Abort> {
         let finish = StepFinish {
-            lease,
+            lease: self.job.lease.clone(),
             result: outcome.result,
             exit_code: outcome.exit_code,
             reason: outcome.reason.clone(),
+            revisions: crate::sync::lock(&self.resolved).take(),
+            next: next.map(|n| n as u32),
+            build,
         };
+        let give_up = || self.control.give_up();
         self.client
             .post_json(&self.path(&format!("steps/{n}/finish")), &finish, &give_up)
             .map_err(|e| self.abort(e, &format!("finishing step {n} ({name})")))?;
-        Ok(outcome)
+        Ok(())
     }
 
     fn abort(&self, error: CallError, doing: &str) -> Abort {
@@ -221,31 +300,10 @@ impl JobRunner<'_> {
         let stop = || self.control.stop_step();
         let checkout = deps::checkout(&workspace, &request, &mut line, &stop);
         if !checkout.revisions.is_empty() {
-            self.report_revisions(checkout.revisions, &mut line);
+            // They go to the megatron with the checkout's end.
+            *crate::sync::lock(&self.resolved) = Some(checkout.revisions);
         }
         ended(checkout.result, &mut line)
-    }
-
-    /// `POST .../revisions`. A refusal is noted in the log but does not fail
-    /// the build, which has what it needs; a lost lease is seen by
-    /// [`JobRunner::step`] once the body returns.
-    fn report_revisions(&self, revisions: BTreeMap<String, String>, line: &mut dyn FnMut(&str)) {
-        let report = RevisionsReport {
-            lease: self.job.lease.clone(),
-            revisions,
-        };
-        let give_up = || self.control.give_up();
-        match self
-            .client
-            .post_json(&self.path("revisions"), &report, &give_up)
-        {
-            Ok(_) | Err(CallError::GaveUp) => {}
-            Err(CallError::LeaseLost) => self.control.lease_lost.store(true, Ordering::SeqCst),
-            Err(error) => {
-                tracing::warn!("reporting the revisions: {error}");
-                line(&format!("reporting the revisions: {error}"));
-            }
-        }
     }
 
     /// The `get` step: other builds' results beside the build folder.

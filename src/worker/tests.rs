@@ -70,6 +70,7 @@ fn job(build: u64, repo_dir: &Path, revision: &str, steps: Vec<Step>) -> Job {
         max_upload_bytes: 0,
         secrets: vec![],
         withheld: vec![],
+        first_step_started: true,
     }
 }
 

@@ -20,6 +20,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod polling;
+mod protocol;
 mod pulls;
 mod reload;
 mod resilience;

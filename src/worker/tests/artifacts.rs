@@ -62,9 +62,7 @@ fn deps_get_and_upload_run_in_the_layouts_steps() {
         state.jobs.push_back(job);
     }
     let _worker = RunningWorker::start(&megatron);
-    megatron.wait_for("the build's end", |s| {
-        s.requests.iter().any(|r| r.path == "builds/7/finish")
-    });
+    megatron.wait_for_end(7);
 
     // Layout: 0 checkout, 1 get, 2..=4 the commands, 5 upload; command 3
     // is skipped after command 2 failed, the upload is not.
@@ -77,30 +75,29 @@ fn deps_get_and_upload_run_in_the_layouts_steps() {
     assert_eq!(
         reports,
         [
-            "builds/7/steps/0/start",
-            "builds/7/revisions",
             "builds/7/steps/0/finish",
-            "builds/7/steps/1/start",
             "builds/7/steps/1/finish",
-            "builds/7/steps/2/start",
             "builds/7/steps/2/finish",
-            "builds/7/steps/3/start",
             "builds/7/steps/3/finish",
-            "builds/7/steps/5/start",
             "builds/7/artifacts/results/a.txt",
             "builds/7/artifacts/results/sub/b.txt",
             "builds/7/artifacts/report.txt",
             "builds/7/artifacts/zipped",
             "builds/7/steps/5/finish",
-            "builds/7/finish",
         ]
     );
+    // The failed command goes on to the upload, step 4 never starts.
     assert_eq!(
-        megatron.find("builds/7/revisions").unwrap().json(),
-        serde_json::json!({"lease": "lease/1 x", "revisions": {
+        megatron.find("builds/7/steps/3/finish").unwrap().json()["next"],
+        5
+    );
+    assert!(!megatron.started(7, 4));
+    assert_eq!(
+        megatron.find("builds/7/steps/0/finish").unwrap().json()["revisions"],
+        serde_json::json!({
             repo_dir.path().to_str().unwrap(): commit,
             lib_url: lib_commit,
-        }})
+        })
     );
     assert!(
         megatron.log(7, 1).contains("got 2 files"),
@@ -108,7 +105,7 @@ fn deps_get_and_upload_run_in_the_layouts_steps() {
         megatron.log(7, 1)
     );
     assert_eq!(megatron.log(7, 2), "one\nfirst\nsecond\n");
-    let finish = megatron.find("builds/7/finish").unwrap().json();
+    let finish = megatron.build_end(7).unwrap();
     assert_eq!(finish["result"], "failure");
     assert_eq!(finish["reason"], "command 2: exit code 3");
     assert_eq!(
@@ -187,10 +184,8 @@ fn heartbeats_go_on_while_an_upload_is_under_way() {
         beats(s) >= before + 3
     });
     megatron.state().hold_uploads = false;
-    megatron.wait_for("the build's end", |s| {
-        s.requests.iter().any(|r| r.path == "builds/8/finish")
-    });
-    let finish = megatron.find("builds/8/finish").unwrap().json();
+    megatron.wait_for_end(8);
+    let finish = megatron.build_end(8).unwrap();
     assert_eq!(finish["result"], "success", "{finish}");
 }
 
@@ -223,18 +218,14 @@ fn get_and_upload_failures_are_step_failures() {
     big.max_upload_bytes = 1 << 20;
     megatron.state().jobs.extend([nothing, big]);
     let _worker = RunningWorker::start(&megatron);
-    megatron.wait_for("both ends", |s| {
-        s.requests.iter().any(|r| r.path == "builds/11/finish")
-    });
+    megatron.wait_for_end(11);
     assert_eq!(
-        megatron.find("builds/10/finish").unwrap().json()["reason"],
+        megatron.build_end(10).unwrap()["reason"],
         "get: no successful build of hello-lib"
     );
-    assert!(!megatron
-        .reports()
-        .contains(&"builds/10/steps/2/start".to_string()));
+    assert!(!megatron.started(10, 2));
     assert_eq!(
-        megatron.find("builds/11/finish").unwrap().json()["reason"],
+        megatron.build_end(11).unwrap()["reason"],
         "upload: uploads exceed the megatron's cap of 1 MiB"
     );
 
@@ -246,11 +237,9 @@ fn get_and_upload_failures_are_step_failures() {
         state.refuse_uploads = Some("the build's uploads exceed 0 MiB".into());
         state.jobs.push_back(refused);
     }
-    megatron.wait_for("the refused build's end", |s| {
-        s.requests.iter().any(|r| r.path == "builds/12/finish")
-    });
+    megatron.wait_for_end(12);
     assert_eq!(
-        megatron.find("builds/12/finish").unwrap().json()["reason"],
+        megatron.build_end(12).unwrap()["reason"],
         "upload: uploading a.txt: the build's uploads exceed 0 MiB"
     );
 }

@@ -24,6 +24,26 @@ impl Recorded {
     }
 }
 
+/// The build's end as the worker reported it, `{lease, result, reason}`:
+/// `POST builds/N/finish`, or carried by its last step's finish.
+fn end_of(requests: &[Recorded], build: u64) -> Option<Value> {
+    let finish = format!("builds/{build}/finish");
+    let steps = format!("builds/{build}/steps/");
+    requests.iter().find_map(|r| {
+        if r.path == finish {
+            return Some(r.json());
+        }
+        if r.path.starts_with(&steps) && r.path.ends_with("/finish") {
+            let body = r.json();
+            let end = body.get("build")?;
+            return Some(serde_json::json!({
+                "lease": body["lease"], "result": end["result"], "reason": end["reason"],
+            }));
+        }
+        None
+    })
+}
+
 #[derive(Default)]
 pub(super) struct State {
     pub(super) requests: Vec<Recorded>,
@@ -51,7 +71,40 @@ pub(super) struct FakeMegatron {
     pub(super) state: Arc<Mutex<State>>,
 }
 
+impl State {
+    pub(super) fn build_end(&self, build: u64) -> Option<Value> {
+        end_of(&self.requests, build)
+    }
+
+    /// Whether step `n` of `build` was reported started: by its own start
+    /// call, or as the `next` of the step before it. (A claim's first step
+    /// starts with the claim.)
+    pub(super) fn started(&self, build: u64, n: u64) -> bool {
+        let steps = format!("builds/{build}/steps/");
+        self.requests.iter().any(|r| {
+            r.path == format!("{steps}{n}/start")
+                || (r.path.starts_with(&steps)
+                    && r.path.ends_with("/finish")
+                    && r.json()["next"] == n)
+        })
+    }
+}
+
 impl FakeMegatron {
+    pub(super) fn build_end(&self, build: u64) -> Option<Value> {
+        self.state().build_end(build)
+    }
+
+    pub(super) fn started(&self, build: u64, n: u64) -> bool {
+        self.state().started(build, n)
+    }
+
+    pub(super) fn wait_for_end(&self, build: u64) {
+        self.wait_for(&format!("build {build}'s end"), |s| {
+            s.build_end(build).is_some()
+        });
+    }
+
     pub(super) fn start() -> FakeMegatron {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

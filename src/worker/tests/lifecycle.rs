@@ -15,11 +15,7 @@ fn a_lost_lease_stops_the_build_and_reports_nothing_more() {
         vec![step("command 1", "sleep 30")],
     ));
     let _worker = RunningWorker::start(&megatron);
-    megatron.wait_for("the step's start", |s| {
-        s.requests
-            .iter()
-            .any(|r| r.path == "builds/6/steps/1/start")
-    });
+    megatron.wait_for("the step\'s start", |s| s.started(6, 1));
     let claims_before = megatron
         .state()
         .requests
@@ -34,6 +30,7 @@ fn a_lost_lease_stops_the_build_and_reports_nothing_more() {
     let reports = megatron.reports();
     assert!(!reports.contains(&"builds/6/steps/1/finish".to_string()));
     assert!(!reports.contains(&"builds/6/finish".to_string()));
+    assert!(megatron.build_end(6).is_none());
 }
 
 #[test]
@@ -56,17 +53,12 @@ fn calls_are_retried_while_the_megatron_fails() {
         ));
     }
     let _worker = RunningWorker::start(&megatron);
-    megatron.wait_for("the build's end", |s| {
-        s.requests.iter().any(|r| r.path == "builds/8/finish")
-    });
+    megatron.wait_for_end(8);
     assert_eq!(
         megatron.log(8, 1),
         "line 1\nline 2\nline 3\nline 4\nline 5\n"
     );
-    assert_eq!(
-        megatron.find("builds/8/finish").unwrap().json()["result"],
-        "success"
-    );
+    assert_eq!(megatron.build_end(8).unwrap()["result"], "success");
 }
 
 #[test]

@@ -25,39 +25,42 @@ fn a_build_is_checked_out_run_and_reported_in_order() {
         ],
     ));
     let mut worker = RunningWorker::start(&megatron);
-    megatron.wait_for("the build's end", |s| {
-        s.requests.iter().any(|r| r.path == "builds/7/finish")
-    });
+    megatron.wait_for_end(7);
     assert!(worker.stop() < Duration::from_millis(500));
 
+    // The claim started the checkout; each step's end carries what would
+    // be calls of their own: the revisions, the next step's start, and
+    // after the last step the build's end.
     assert_eq!(
         megatron.reports(),
         [
-            "builds/7/steps/0/start",
-            "builds/7/revisions",
             "builds/7/steps/0/finish",
-            "builds/7/steps/1/start",
             "builds/7/steps/1/finish",
-            "builds/7/steps/2/start",
             "builds/7/steps/2/finish",
-            "builds/7/finish",
         ]
     );
-    let finish = megatron.find("builds/7/finish").unwrap();
+    let checkout = megatron.find("builds/7/steps/0/finish").unwrap().json();
+    assert_eq!(checkout["next"], 1);
     assert_eq!(
-        finish.json(),
-        serde_json::json!({"lease": "lease/1 x", "result": "warnings", "reason": null})
+        checkout["revisions"],
+        serde_json::json!({ repo_dir.path().to_str().unwrap(): commit })
     );
-    assert!(finish
-        .headers
-        .contains(&("authorization".into(), "Bearer secret".into())));
-    assert!(finish
-        .headers
-        .contains(&("x-constructicon-worker".into(), "w1".into())));
     assert_eq!(
         megatron.find("builds/7/steps/1/finish").unwrap().json(),
-        serde_json::json!({"lease": "lease/1 x", "result": "warnings", "exit_code": 0, "reason": null})
+        serde_json::json!({"lease": "lease/1 x", "result": "warnings", "exit_code": 0, "reason": null, "next": 2})
     );
+    let last = megatron.find("builds/7/steps/2/finish").unwrap();
+    assert_eq!(
+        last.json(),
+        serde_json::json!({"lease": "lease/1 x", "result": "success", "exit_code": 0, "reason": null,
+            "build": {"result": "warnings", "reason": null}})
+    );
+    assert!(last
+        .headers
+        .contains(&("authorization".into(), "Bearer secret".into())));
+    assert!(last
+        .headers
+        .contains(&("x-constructicon-worker".into(), "w1".into())));
     assert!(megatron
         .log(7, 0)
         .contains(&format!("checked out {commit}")));
@@ -75,7 +78,10 @@ fn a_build_is_checked_out_run_and_reported_in_order() {
         .collect();
     for n in 0..3 {
         let at = |p: &str| paths.iter().position(|q| q == p).unwrap();
-        let start = at(&format!("builds/7/steps/{n}/start"));
+        let start = match n {
+            0 => at("claim"),
+            _ => at(&format!("builds/7/steps/{}/finish", n - 1)),
+        };
         let finish = at(&format!("builds/7/steps/{n}/finish"));
         let prefix = format!("builds/7/steps/{n}/log?");
         for (i, path) in paths.iter().enumerate() {
@@ -122,28 +128,24 @@ fn a_failing_step_halts_the_build() {
         &commit,
         vec![step("command 1", "exit 2"), step("command 2", "true")],
     ));
-    // An unknown revision fails at the checkout.
-    megatron.state().jobs.push_back(job(
-        4,
-        repo_dir.path(),
-        "nope",
-        vec![step("command 1", "true")],
-    ));
+    // An unknown revision fails at the checkout. This claim did not start
+    // the first step (as a megatron before that did not): the worker says
+    // it started.
+    let mut unknown = job(4, repo_dir.path(), "nope", vec![step("command 1", "true")]);
+    unknown.first_step_started = false;
+    megatron.state().jobs.push_back(unknown);
     let _worker = RunningWorker::start(&megatron);
-    megatron.wait_for("both builds' ends", |s| {
-        s.requests.iter().any(|r| r.path == "builds/4/finish")
-    });
+    megatron.wait_for_end(4);
     let reports = megatron.reports();
-    assert!(!reports.contains(&"builds/3/steps/2/start".to_string()));
+    assert!(!megatron.started(3, 2));
     assert_eq!(
-        megatron.find("builds/3/finish").unwrap().json(),
+        megatron.build_end(3).unwrap(),
         serde_json::json!({"lease": "lease/1 x", "result": "failure", "reason": "command 1: exit code 2"})
     );
-    assert_eq!(
-        megatron.find("builds/4/finish").unwrap().json()["result"],
-        "failure"
-    );
-    assert!(!reports.contains(&"builds/4/steps/1/start".to_string()));
+    assert_eq!(megatron.build_end(4).unwrap()["result"], "failure");
+    assert!(!megatron.started(4, 1));
+    assert!(reports.contains(&"builds/4/steps/0/start".to_string()));
+    assert!(!reports.contains(&"builds/3/steps/0/start".to_string()));
     assert!(megatron.log(4, 0).contains("unknown revision \"nope\""));
 }
 
@@ -161,16 +163,10 @@ fn a_cancel_kills_the_running_step_and_reports_cancelled() {
     cancelled_job.upload = BTreeMap::from([("a.txt".to_string(), "a.txt".to_string())]);
     megatron.state().jobs.push_back(cancelled_job);
     let _worker = RunningWorker::start(&megatron);
-    megatron.wait_for("the step's start", |s| {
-        s.requests
-            .iter()
-            .any(|r| r.path == "builds/5/steps/1/start")
-    });
+    megatron.wait_for("the step\'s start", |s| s.started(5, 1));
     let cancelled = Instant::now();
     megatron.state().cancel = true;
-    megatron.wait_for("the build's end", |s| {
-        s.requests.iter().any(|r| r.path == "builds/5/finish")
-    });
+    megatron.wait_for_end(5);
     assert!(
         cancelled.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -180,12 +176,8 @@ fn a_cancel_kills_the_running_step_and_reports_cancelled() {
         megatron.find("builds/5/steps/1/finish").unwrap().json()["result"],
         "cancelled"
     );
-    assert_eq!(
-        megatron.find("builds/5/finish").unwrap().json()["result"],
-        "cancelled"
-    );
+    assert_eq!(megatron.build_end(5).unwrap()["result"], "cancelled");
     // Neither the next step nor the upload runs after a cancel.
-    let reports = megatron.reports();
-    assert!(!reports.contains(&"builds/5/steps/2/start".to_string()));
-    assert!(!reports.contains(&"builds/5/steps/3/start".to_string()));
+    assert!(!megatron.started(5, 2));
+    assert!(!megatron.started(5, 3));
 }
