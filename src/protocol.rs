@@ -271,6 +271,19 @@ pub struct StepFinish {
     /// .../finish` would, in place of that call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildEnd>,
+    /// The end of the step's output, when little was left to send: stored
+    /// as `POST .../steps/{n}/log?offset=` would, before the step's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogTail>,
+}
+
+/// Output carried by a step's finish: at most 1 MiB once decoded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogTail {
+    /// Where these bytes start in the step's output.
+    pub offset: u64,
+    /// The bytes, in standard base64.
+    pub base64: String,
 }
 
 /// A build's end as its last step's report carries it.

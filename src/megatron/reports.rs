@@ -9,6 +9,7 @@ use super::state::State;
 use crate::protocol::{BuildResult, StepFinish};
 use crate::store::{now_ms, BuildRecord, BuildState, StepRecord};
 use crate::sync::lock;
+use base64::Engine as _;
 use std::collections::BTreeMap;
 
 impl State {
@@ -74,53 +75,8 @@ impl State {
         offset: Option<u64>,
         bytes: &[u8],
     ) -> Result<()> {
-        let cap = crate::sync::read(&self.cybertron).spec.max_log_mb << 20;
-        let mut fresh = true;
-        self.update_running(id, worker, lease, |build| {
-            let record = Self::step_of(build, step)?;
-            // A chunk sent again (the megatron stored it, but its answer
-            // was lost to a crash or a cut connection) is acknowledged
-            // without storing its bytes twice.
-            let bytes = match offset {
-                Some(offset) => {
-                    let known = record.log_received.saturating_sub(offset);
-                    record.log_received = record.log_received.max(offset + bytes.len() as u64);
-                    &bytes[(known.min(bytes.len() as u64)) as usize..]
-                }
-                None => {
-                    record.log_received += bytes.len() as u64;
-                    bytes
-                }
-            };
-            if bytes.is_empty() {
-                fresh = false;
-                return Ok(());
-            }
-            if record.log_cut {
-                return Err(Error::TooLarge(format!(
-                    "the log of step {step} reached cybertron's max_log_mb ({} MiB): send no more of it",
-                    cap >> 20
-                )));
-            }
-            // A runaway step's log is cut at the cap, with a line that says
-            // so; the step itself runs on.
-            let room = cap.saturating_sub(record.log_bytes) as usize;
-            let mut kept = bytes.to_vec();
-            if kept.len() > room {
-                kept.truncate(room);
-                kept.extend_from_slice(
-                    format!(
-                        "\n[constructicon: the log was cut here, at {} MiB (cybertron's max_log_mb); the step ran on]\n",
-                        cap >> 20
-                    )
-                    .as_bytes(),
-                );
-                record.log_cut = true;
-            }
-            let at = self.store.append_log(id, step, record.log_bytes, &kept)?;
-            record.log_bytes = at + kept.len() as u64;
-            record.log_lines += kept.iter().filter(|b| **b == b'\n').count() as u64;
-            Ok(())
+        let fresh = self.update_running(id, worker, lease, |build| {
+            self.append_to(build, step, offset, bytes)
         })?;
         if !fresh {
             return Ok(());
@@ -131,6 +87,63 @@ impl State {
         self.build_changed.notify_waiters();
         self.announce();
         Ok(())
+    }
+
+    /// Appends a step's output to its log file and counts it in `build`'s
+    /// record (which the caller writes); false when every byte was there
+    /// already.
+    fn append_to(
+        &self,
+        build: &mut BuildRecord,
+        step: u32,
+        offset: Option<u64>,
+        bytes: &[u8],
+    ) -> Result<bool> {
+        let cap = crate::sync::read(&self.cybertron).spec.max_log_mb << 20;
+        let id = build.id;
+        let record = Self::step_of(build, step)?;
+        // A chunk sent again (the megatron stored it, but its answer was
+        // lost to a crash or a cut connection) is acknowledged without
+        // storing its bytes twice.
+        let bytes = match offset {
+            Some(offset) => {
+                let known = record.log_received.saturating_sub(offset);
+                record.log_received = record.log_received.max(offset + bytes.len() as u64);
+                &bytes[(known.min(bytes.len() as u64)) as usize..]
+            }
+            None => {
+                record.log_received += bytes.len() as u64;
+                bytes
+            }
+        };
+        if bytes.is_empty() {
+            return Ok(false);
+        }
+        if record.log_cut {
+            return Err(Error::TooLarge(format!(
+                "the log of step {step} reached cybertron's max_log_mb ({} MiB): send no more of it",
+                cap >> 20
+            )));
+        }
+        // A runaway step's log is cut at the cap, with a line that says
+        // so; the step itself runs on.
+        let room = cap.saturating_sub(record.log_bytes) as usize;
+        let mut kept = bytes.to_vec();
+        if kept.len() > room {
+            kept.truncate(room);
+            kept.extend_from_slice(
+                format!(
+                    "\n[constructicon: the log was cut here, at {} MiB (cybertron's max_log_mb); the step ran on]\n",
+                    cap >> 20
+                )
+                .as_bytes(),
+            );
+            record.log_cut = true;
+        }
+        let at = self.store.append_log(id, step, record.log_bytes, &kept)?;
+        record.log_bytes = at + kept.len() as u64;
+        record.log_lines += kept.iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(true)
     }
 
     /// A step's end, with what the worker folds into it: the checkout's
@@ -153,7 +166,29 @@ impl State {
                 "the next step must come after step {step}"
             )));
         }
+        let tail = match &report.log {
+            Some(tail) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&tail.base64)
+                    .map_err(|e| Error::BadRequest(format!("the step's log is not base64: {e}")))?;
+                if bytes.len() > 1 << 20 {
+                    return Err(Error::BadRequest(
+                        "a step's finish may carry at most 1 MiB of its log".into(),
+                    ));
+                }
+                Some((tail.offset, bytes))
+            }
+            None => None,
+        };
         let ended = self.update_running(id, worker, &report.lease, |build| {
+            // The end of the output first, as a log call would have.
+            if let Some((offset, bytes)) = &tail {
+                match self.append_to(build, step, Some(*offset), bytes) {
+                    // A log at its cap keeps no more: the finish still counts.
+                    Ok(_) | Err(Error::TooLarge(_)) => {}
+                    Err(error) => return Err(error),
+                }
+            }
             let record = Self::step_of(build, step)?;
             record.result = Some(report.result);
             record.exit_code = report.exit_code;

@@ -15,6 +15,9 @@ const LOG_BATCH: usize = 64 * 1024;
 const LOG_FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The largest body of one log call.
 const LOG_CHUNK: usize = 1024 * 1024;
+/// The most of a step's output that may go with its finish instead of a
+/// log call of its own ([`LogStream::close_with_tail`]).
+pub const LOG_TAIL: usize = LOG_BATCH;
 /// Output kept in memory while it waits to be sent, unless the worker is
 /// told otherwise ([`super::WorkerConfig::log_queue_bytes`]).
 pub const LOG_QUEUE_LIMIT: usize = 64 * 1024 * 1024;
@@ -37,7 +40,15 @@ pub struct LogStream {
     /// in the queue, or a spool to write to.
     room: Arc<Condvar>,
     give_up: Arc<dyn Fn() -> bool + Send + Sync>,
-    sender: Option<JoinHandle<Result<(), CallError>>>,
+    sender: Option<JoinHandle<Result<Option<Tail>, CallError>>>,
+}
+
+/// The end of a step's output, not sent: it goes with the step's finish.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// Where it starts in the step's output.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -58,6 +69,9 @@ struct LogQueue {
     /// the sender gave up (shutdown, a lost lease) is anything dropped.
     dropped: usize,
     closed: bool,
+    /// Once closed, what is left (at most [`LOG_TAIL`] bytes, none of it
+    /// spooled) is handed back instead of sent.
+    keep_tail: bool,
     /// The sender thread ended: nothing more will be sent.
     sender_gone: bool,
     /// The megatron keeps no more of this log (its cap): output is read
@@ -185,12 +199,28 @@ impl LogStream {
 
     /// Sends what is left and ends the stream; returns when everything was
     /// sent, or the sender gave up.
-    pub fn close(mut self) -> Result<(), CallError> {
+    pub fn close(self) -> Result<(), CallError> {
+        self.end(false).map(|_| ())
+    }
+
+    /// Ends the stream like [`LogStream::close`], except that when what is
+    /// left is small (at most [`LOG_TAIL`] bytes, nothing spooled) it is
+    /// handed back, unsent, to go with the step's finish: a step with little
+    /// output takes no log call at all.
+    pub fn close_with_tail(self) -> Result<Option<Tail>, CallError> {
+        self.end(true)
+    }
+
+    fn end(mut self, keep_tail: bool) -> Result<Option<Tail>, CallError> {
+        {
+            let (lock, _) = &*self.shared;
+            lock.lock().unwrap_or_else(|p| p.into_inner()).keep_tail = keep_tail;
+        }
         self.shut();
         match self.sender.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(CallError::GaveUp),
-            None => Ok(()),
+            None => Ok(None),
         }
     }
 
@@ -214,7 +244,7 @@ fn send_loop(
     shared: &(Mutex<LogQueue>, Condvar),
     room: &Condvar,
     give_up: &dyn Fn() -> bool,
-) -> Result<(), CallError> {
+) -> Result<Option<Tail>, CallError> {
     let (lock, ready) = shared;
     let lock_queue = || lock.lock().unwrap_or_else(|p| p.into_inner());
     // Where the next batch starts in the step's output: the megatron knows
@@ -241,10 +271,20 @@ fn send_loop(
             }
             if queue.waiting() == 0 && queue.dropped == 0 {
                 // Closed and nothing left.
-                return Ok(());
+                return Ok(None);
             }
+            let tail = queue.closed
+                && queue.keep_tail
+                && queue.spool.is_empty()
+                && queue.pending_bytes <= LOG_TAIL;
             let batch = take_batch(&mut queue);
             room.notify_all();
+            if tail {
+                return Ok(Some(Tail {
+                    offset,
+                    bytes: batch,
+                }));
+            }
             batch
         };
         let at = format!("{path}&offset={offset}");

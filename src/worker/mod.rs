@@ -251,6 +251,7 @@ fn run_job(
         control: &control,
         warnings,
         resolved: Default::default(),
+        tail: Default::default(),
     };
     let ended = runner.steps();
     runner.wrap_up();

@@ -9,16 +9,17 @@ use super::control::{Abort, JobControl};
 use super::deps;
 use super::exec::{self, StepOutcome, StepSpec};
 use super::get;
-use super::log_stream::LogStream;
+use super::log_stream::{LogStream, Tail};
 use super::mask::Masker;
 use super::output::WarningsCache;
 use super::spool::Spool;
 use super::upload;
 use super::workspace::{StepError, Workspace};
 use crate::protocol::{
-    BuildEnd, BuildResult, Job, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
+    BuildEnd, BuildResult, Job, LogTail, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
     UPLOAD_STEP,
 };
+use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -37,10 +38,11 @@ impl StepLog {
         self.stream.push(&out);
     }
 
-    fn close(self) -> Result<(), CallError> {
+    /// Ends the log; a small rest comes back to go with the step's finish.
+    fn close(self) -> Result<Option<Tail>, CallError> {
         let rest = crate::sync::lock(&self.masker).finish();
         self.stream.push(&rest);
-        self.stream.close()
+        self.stream.close_with_tail()
     }
 }
 
@@ -54,6 +56,8 @@ pub(super) struct JobRunner<'a> {
     pub(super) warnings: &'a WarningsCache,
     /// The commits the checkout resolved, until its end reports them.
     pub(super) resolved: Mutex<Option<BTreeMap<String, String>>>,
+    /// The end of the current step's output, until its finish carries it.
+    pub(super) tail: Mutex<Option<Tail>>,
 }
 
 /// How a job's steps ended.
@@ -225,9 +229,10 @@ impl JobRunner<'_> {
             )),
         };
         let outcome = body(&stream);
-        stream
+        let tail = stream
             .close()
             .map_err(|e| self.abort(e, &format!("sending the log of step {n} ({name})")))?;
+        *crate::sync::lock(&self.tail) = tail;
         if self.control.lease_lost.load(Ordering::SeqCst) {
             return Err(Abort::LeaseLost);
         }
@@ -254,6 +259,10 @@ impl JobRunner<'_> {
             exit_code: outcome.exit_code,
             reason: outcome.reason.clone(),
             revisions: crate::sync::lock(&self.resolved).take(),
+            log: crate::sync::lock(&self.tail).take().map(|tail| LogTail {
+                offset: tail.offset,
+                base64: base64::engine::general_purpose::STANDARD.encode(tail.bytes),
+            }),
             next: next.map(|n| n as u32),
             build,
         };

@@ -81,12 +81,34 @@ fn a_build_reported_in_folded_calls_ends_as_its_last_step_says() {
     assert_eq!(status, 409, "{answer}");
     assert_eq!(megatron.build(id), before);
 
-    // The checkout's end with its revisions and the next step's start.
+    let not_base64 = json!({ "lease": lease, "result": "success", "exit_code": 0, "reason": null,
+        "log": { "offset": 0, "base64": "no!" } });
+    let (status, answer) = worker.post(&format!("builds/{id}/steps/0/finish"), &not_base64);
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(megatron.build(id), before);
+
+    // The checkout's end with the rest of its output, its revisions and
+    // the next step's start. A log call sent the output's first part.
+    let (status, answer) = megatron.post_raw_with(
+        &format!("/api/v1/worker/builds/{id}/steps/0/log?lease={lease}&offset=0"),
+        b"fetched\n".to_vec(),
+        &[
+            ("x-constructicon-worker", "w1"),
+            ("authorization", &worker.bearer),
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
     let head = repo.commit(&[("x.txt", "x")], "x");
+    // "checked out\n" at offset 8, in base64.
     let checkout = json!({ "lease": lease, "result": "success", "exit_code": null, "reason": null,
-        "revisions": { repo.url(): head }, "next": 1 });
+        "revisions": { repo.url(): head }, "next": 1,
+        "log": { "offset": 8, "base64": "Y2hlY2tlZCBvdXQK" } });
     let (status, answer) = worker.post(&format!("builds/{id}/steps/0/finish"), &checkout);
     assert_eq!(status, 200, "{answer}");
+    // Sent again (its answer lost), it stores the output once.
+    let (status, answer) = worker.post(&format!("builds/{id}/steps/0/finish"), &checkout);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(megatron.log(id, 0), "fetched\nchecked out\n");
     let build = megatron.build(id);
     assert_eq!(build["steps"][0]["result"], "success");
     assert!(build["steps"][1]["started"].is_u64(), "{build}");

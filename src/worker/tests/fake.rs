@@ -44,6 +44,16 @@ fn end_of(requests: &[Recorded], build: u64) -> Option<Value> {
     })
 }
 
+/// The end of a step's output a finish carries: where it starts, its bytes.
+pub(super) fn tail_of(finish: &Value) -> Option<(u64, Vec<u8>)> {
+    use base64::Engine as _;
+    let tail = finish.get("log")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(tail["base64"].as_str()?)
+        .ok()?;
+    Some((tail["offset"].as_u64()?, bytes))
+}
+
 #[derive(Default)]
 pub(super) struct State {
     pub(super) requests: Vec<Recorded>,
@@ -153,16 +163,31 @@ impl FakeMegatron {
             .cloned()
     }
 
-    /// The log of step `n`, as the megatron would store it.
+    /// The log of step `n`, as the megatron would store it: its log calls'
+    /// bodies and the end its finish carried, each at its offset (a chunk
+    /// sent again lands where it did before).
     pub(super) fn log(&self, build: u64, n: usize) -> String {
         let prefix = format!("builds/{build}/steps/{n}/log?");
-        let bytes: Vec<u8> = self
-            .state()
-            .requests
-            .iter()
-            .filter(|r| r.path.starts_with(&prefix))
-            .flat_map(|r| r.body.clone())
-            .collect();
+        let finish = format!("builds/{build}/steps/{n}/finish");
+        let mut bytes = Vec::new();
+        let mut place = |offset: usize, piece: &[u8]| {
+            bytes.truncate(offset);
+            bytes.extend_from_slice(piece);
+        };
+        for request in &self.state().requests {
+            if request.path.starts_with(&prefix) {
+                let offset = request
+                    .path
+                    .split_once("offset=")
+                    .and_then(|(_, o)| o.parse().ok())
+                    .expect("a log call's offset");
+                place(offset, &request.body);
+            } else if request.path == finish {
+                if let Some((offset, tail)) = tail_of(&request.json()) {
+                    place(offset as usize, &tail);
+                }
+            }
+        }
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }

@@ -262,6 +262,22 @@ impl Megatron {
         reply(request.send_json(body))
     }
 
+    /// A POST of raw bytes (`application/octet-stream`), as log calls are.
+    pub fn post_raw_with(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = agent()
+            .post(&format!("{}{path}", self.url))
+            .header("content-type", "application/octet-stream");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        reply(request.send(&body[..]))
+    }
+
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.dir.join("data").join("admin-token"))
             .expect("admin token")
