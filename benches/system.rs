@@ -193,6 +193,16 @@ fn main() {
         .chain(worker_pids.iter().copied())
         .map(cpu_ms)
         .collect();
+    // For a profile of the 200 alone: with BENCH_PROFILE_PAUSE_S=N set, the
+    // megatron's pid is printed and the bench waits N seconds before the
+    // 200 (attach `perf record -g -p PID` then).
+    if let Some(pause) = std::env::var("BENCH_PROFILE_PAUSE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        eprintln!("profile now: megatron pid {megatron_pid}");
+        std::thread::sleep(Duration::from_secs(pause));
+    }
     let calls_before = worker_calls(&agent, &url);
     let started = Instant::now();
     let ids: Vec<u64> = std::thread::scope(|scope| {

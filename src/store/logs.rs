@@ -33,6 +33,11 @@ impl LogFiles {
         self.build_dir(build).join(format!("{step}.log"))
     }
 
+    /// Whether a step's log has its file.
+    pub fn exists(&self, build: u64, step: u32) -> bool {
+        self.path(build, step).exists()
+    }
+
     /// Writes `bytes` at `at` (the log's acknowledged length), or at the
     /// file's end if it is shorter, and makes them durable. Returns where
     /// they were written.

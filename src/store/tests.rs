@@ -180,22 +180,67 @@ fn the_horizon_drops_old_finished_builds_and_their_logs() {
 fn an_append_overwrites_what_a_crash_left_past_the_acknowledged_length() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
-    store.append_log(7, 1, 0, b"kept ").expect("log");
-    // Written, never acknowledged: the record still says 5 bytes.
-    store.append_log(7, 1, 5, b"lost in a crash").expect("log");
-    assert_eq!(store.append_log(7, 1, 5, b"next").expect("log"), 5);
-    assert_eq!(store.read_log(7, 1, 0, 9, 100).expect("log"), b"kept next");
+    // Big enough for a file of its own.
+    let big = vec![b'k'; INLINE_LOG + 5];
+    let n = big.len() as u64;
+    store.append_log(7, 1, 0, &big).expect("log");
+    // Written, never acknowledged: the record still says `n` bytes.
+    store.append_log(7, 1, n, b"lost in a crash").expect("log");
+    assert_eq!(store.append_log(7, 1, n, b"next").expect("log"), n);
+    assert_eq!(
+        store.read_log(7, 1, n - 2, n + 4, 100).expect("log"),
+        b"kknext"
+    );
     let file = dir.path().join("logs/7/1.log");
-    assert_eq!(std::fs::metadata(&file).expect("file").len(), 9);
+    assert_eq!(std::fs::metadata(&file).expect("file").len(), n + 4);
     // A file shorter than the record says (it went with a rerun the record
     // never heard of) is appended to at its end, leaving no hole.
-    assert_eq!(store.append_log(7, 1, 100, b"!").expect("log"), 9);
+    assert_eq!(store.append_log(7, 1, n + 100, b"!").expect("log"), n + 4);
     assert_eq!(
-        store.read_log(7, 1, 0, 10, 100).expect("log"),
-        b"kept next!"
+        store.read_log(7, 1, n - 2, n + 5, 100).expect("log"),
+        b"kknext!"
     );
     store.delete_logs(7).expect("delete");
     assert!(!file.exists());
+}
+
+#[test]
+fn a_small_log_stays_in_the_tree_until_it_outgrows_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("logs/8/0.log");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.append_log(8, 0, 0, b"checked out\n").expect("log"), 0);
+        // Written, never acknowledged, then replaced by the next append.
+        store.append_log(8, 0, 12, b"lost").expect("log");
+        assert_eq!(store.append_log(8, 0, 12, b"ok\n").expect("log"), 12);
+        // Past the held length: appended at its end, leaving no hole.
+        assert_eq!(store.append_log(8, 0, 99, b"!").expect("log"), 15);
+        assert!(!file.exists(), "a quiet step's log has no file");
+        store.flush().expect("flush");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.read_log(8, 0, 0, 16, 100).expect("log"),
+        b"checked out\nok\n!"
+    );
+    assert_eq!(store.read_log(8, 0, 8, 16, 3).expect("log"), b"out");
+    // Outgrown: the file holds all of it, the tree none.
+    let more = vec![b'm'; INLINE_LOG];
+    assert_eq!(store.append_log(8, 0, 16, &more).expect("log"), 16);
+    assert!(file.exists());
+    assert_eq!(store.logs.scan_prefix(log_prefix(8, 0)).count(), 0);
+    assert_eq!(
+        store.read_log(8, 0, 10, 20, 100).expect("log"),
+        b"t\nok\n!mmmm"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).expect("file").len(),
+        16 + INLINE_LOG as u64
+    );
+    store.append_log(9, 0, 0, b"x").expect("log");
+    store.delete_logs(9).expect("delete");
+    assert!(store.read_log(9, 0, 0, 1, 10).expect("log").is_empty());
 }
 
 #[test]
