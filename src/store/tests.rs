@@ -1,5 +1,6 @@
 //! The store's key encodings and transactions, on a real sled in a temp dir.
 
+use super::step_logs::{log_key, log_prefix, INLINE_LOG};
 use super::*;
 use crate::config::{Builder, Graph};
 use std::collections::BTreeMap;
