@@ -10,16 +10,22 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Eval(args) = &cli.command {
+        // A local eval makes no git connection, and setting the timeouts
+        // would start libgit2, whose OpenSSL set-up (reading the system's
+        // CA certificates) takes longer than evaluating a big config.
+        if args.against.is_some() {
+            git_timeouts();
+        }
+        return constructicon::commands::run_eval(args);
+    }
     git_timeouts();
-    match cli.command {
-        Command::Eval(args) => constructicon::commands::run_eval(&args),
-        command => match constructicon::commands::run(command) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+    match constructicon::commands::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 
