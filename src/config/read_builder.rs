@@ -3,7 +3,7 @@
 //! scripts use it: a repo for each builder, cybertron for `builder_base`.
 
 use super::access::credentials_in_url;
-use super::read_checks::one_line;
+use super::read_checks::regex_error;
 use super::reader::{child, index, Fields, Reader};
 use super::spec::{
     unsafe_relative_path, BuilderSpec, CommandSpec, DepSpec, DEFAULT_TIMEOUT, DEFAULT_WARNING,
@@ -227,10 +227,10 @@ fn read_command_map(reader: &mut Reader, item: &Value, path: &str) -> Option<Com
 
 fn check_regexes(reader: &mut Reader, path: &str, patterns: &[String]) {
     for (i, pattern) in patterns.iter().enumerate() {
-        if let Err(e) = regex::Regex::new(pattern) {
+        if let Some(error) = regex_error(reader, pattern) {
             reader.value_problem(
                 &index(path, i),
-                format!("invalid regex \"{pattern}\": {}", one_line(&e.to_string())),
+                format!("invalid regex \"{pattern}\": {error}"),
             );
         }
     }

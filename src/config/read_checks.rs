@@ -21,9 +21,22 @@ pub(super) fn check_declared_name(reader: &mut Reader, path: &str, what: &str, n
     }
 }
 
+/// What is wrong with a regex pattern, in one line, or `None` when it
+/// compiles; each distinct pattern is compiled once per reader.
+pub(super) fn regex_error(reader: &mut Reader, pattern: &str) -> Option<String> {
+    if let Some(known) = reader.regexes.get(pattern) {
+        return known.clone();
+    }
+    let error = regex::Regex::new(pattern)
+        .err()
+        .map(|e| one_line(&e.to_string()));
+    reader.regexes.insert(pattern.to_string(), error.clone());
+    error
+}
+
 /// The regex crate's errors span several lines with a drawing of the pattern;
 /// a diagnostic wants the last line, which says what is wrong.
-pub(super) fn one_line(message: &str) -> String {
+fn one_line(message: &str) -> String {
     let last = message
         .lines()
         .rev()

@@ -8,6 +8,7 @@
 use super::words::{closest, describe, describe_dynamic, quoted};
 use rhai::Dynamic;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// A JSON object, as a script's maps become.
 pub type Map = serde_json::Map<String, Value>;
@@ -121,6 +122,10 @@ fn supported(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Option
 #[derive(Default)]
 pub struct Reader {
     pub problems: Vec<Problem>,
+    /// Each regex pattern read so far and what is wrong with it, if anything:
+    /// a config repeats its warning patterns on many commands, and compiling
+    /// one takes tens of microseconds.
+    pub(super) regexes: HashMap<String, Option<String>>,
 }
 
 /// The fields of a map that a reader asked for; unknown keys were reported.
