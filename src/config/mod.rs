@@ -150,8 +150,8 @@ fn run(
     let value = sandbox
         .run_script(file, source, variable)
         .map_err(|e| vec![Diagnostic::at(&e.file, e.line, e.column, e.message)])?;
-    let assigned_at = locate::locate_assignment(source, variable);
     let complain = |message: String| {
+        let assigned_at = locate::locate_assignment(source, variable);
         let (line, column) = assigned_at.map_or((None, None), |(l, c)| (Some(l), Some(c)));
         vec![Diagnostic::at(file, line, column, message)]
     };
