@@ -220,32 +220,33 @@ pub fn build(
         .flat_map(|(_, features)| features.keys().map(String::as_str))
         .collect();
     let mut accepts = AcceptCache::default();
+    // The features an accept expression reads that no worker has, by slot.
+    let mut unknown_by_slot: HashMap<usize, Vec<(String, String)>> = HashMap::new();
     let base = &cybertron.builder_base;
     let base_accept = base.accept.clone().unwrap_or_else(|| "true".into());
+    let base_slot = accepts.slot(&base_accept);
 
     let mut builders = BTreeMap::new();
     for (short, builder) in &spec.builders {
         let path = child("builders", short);
         let name = full_name(repo, short);
         let own_accept = builder.accept.clone().unwrap_or_else(|| "true".into());
+        let own_slot = accepts.slot(&own_accept);
 
         let mut matched = Vec::new();
         let mut accept_failed = false;
-        for (worker, features) in &worker_features {
+        for (index, (worker, features)) in worker_features.iter().enumerate() {
             let mut holds = true;
-            for (origin, expression, at) in [
-                (
-                    Origin::Cybertron,
-                    &base_accept,
-                    "builder_base.accept".to_string(),
-                ),
-                (Origin::Repo, &own_accept, child(&path, "accept")),
-            ] {
-                match accepts.eval(sandbox, expression, worker, features) {
+            for (origin, slot) in [(Origin::Cybertron, base_slot), (Origin::Repo, own_slot)] {
+                match accepts.answer(sandbox, slot, index, worker, features) {
                     Ok(true) => {}
                     Ok(false) => holds = false,
                     Err(message) => {
                         if !accept_failed {
+                            let at = match origin {
+                                Origin::Cybertron => "builder_base.accept".to_string(),
+                                Origin::Repo => child(&path, "accept"),
+                            };
                             report(origin, Problem::new(&at, message).at_value());
                         }
                         accept_failed = true;
@@ -260,7 +261,10 @@ pub fn build(
                 matched.push(worker.clone());
             }
         }
-        let unknown = unknown_features(&own_accept, &known_features);
+        let unknown = unknown_by_slot
+            .entry(own_slot)
+            .or_insert_with(|| unknown_features(&own_accept, &known_features))
+            .clone();
         if matched.is_empty() && !accept_failed {
             let names: Vec<&str> = worker_features.iter().map(|(n, _)| n.as_str()).collect();
             let mut problem = Problem::new(&path, format!(
