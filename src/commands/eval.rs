@@ -7,13 +7,15 @@
 //! evaluates it instead: `eval_against`.)
 
 use crate::cli::EvalArgs;
+use crate::config::spec::Features;
 use crate::config::{
-    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Cybertron, Diagnostic,
-    Evaluation, FsLoader, Graph, Limits, RepoInput, SourceLoader,
+    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Builder, Cybertron,
+    Diagnostic, Evaluation, FsLoader, Graph, Limits, RepoInput, Scheduler, SourceLoader,
 };
-use serde_json::json;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -117,10 +119,10 @@ pub fn run(args: &EvalArgs) -> ExitCode {
         cybertron.clone(),
         &limits,
     );
-    match &evaluation.value {
+    let code = match &evaluation.value {
         Some(graph) if args.json => {
             let mut report = json_report(Some(graph), &[], &evaluation.output, &cybertron);
-            report["warnings"] = json!(evaluation.warnings);
+            report.warnings = &evaluation.warnings;
             print_json(&report);
             ExitCode::SUCCESS
         }
@@ -130,7 +132,11 @@ pub fn run(args: &EvalArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => report_failure(args, &evaluation, Some(&cybertron)),
-    }
+    };
+    // The process ends now: freeing a big graph piece by piece would only
+    // delay the exit.
+    std::mem::forget(evaluation);
+    code
 }
 
 /// The script's name in diagnostics: as the user typed its path.
@@ -169,15 +175,17 @@ fn report_failure<T>(
     cybertron: Option<&Cybertron>,
 ) -> ExitCode {
     if args.json {
+        let builtin = default_cybertron();
         let mut report = json_report(
             None,
             &evaluation.errors,
             &evaluation.output,
-            cybertron.unwrap_or(&default_cybertron()),
+            cybertron.unwrap_or(&builtin),
         );
         if cybertron.is_none() {
-            report["cybertron"] =
-                json!({"file": args.cybertron.as_ref().map(|p| p.display().to_string())});
+            report.cybertron = CybertronReport::Unread {
+                file: args.cybertron.as_ref().map(|p| p.display().to_string()),
+            };
         }
         print_json(&report);
     } else {
@@ -197,37 +205,75 @@ fn report_failure<T>(
     ExitCode::from(EXIT_ERRORS)
 }
 
-fn print_json(value: &serde_json::Value) {
-    // Serialising our own JSON value cannot fail.
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+/// Writes the report to stdout as it is serialised, without building it as
+/// a JSON value or a string first.
+fn print_json(report: &Report<'_>) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, report)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        // As `println!` would.
+        panic!("failed printing to stdout: {e}");
+    }
 }
 
-fn json_report(
-    graph: Option<&Graph>,
-    errors: &[Diagnostic],
-    output: &[String],
-    cybertron: &Cybertron,
-) -> serde_json::Value {
-    let empty = serde_json::Map::new();
-    json!({
-        "repo": graph.map(|g| g.repo.clone()),
-        "builders": graph.map_or(json!(empty), |g| json!(g.builders)),
-        "schedulers": graph.map_or(json!(empty), |g| json!(g.schedulers)),
-        "workers": graph.map_or(json!(empty), |g| json!(g.workers)),
-        "config_hash": graph.map(|g| g.config_hash.clone()),
-        "cybertron": {
-            "file": cybertron.file,
-            "builtin": cybertron.builtin,
-            "hash": cybertron.hash,
-            "workers": cybertron.spec.workers,
+/// The `--json` report: its keys in this order.
+#[derive(Serialize)]
+struct Report<'a> {
+    repo: Option<&'a str>,
+    builders: &'a BTreeMap<String, Builder>,
+    schedulers: &'a BTreeMap<String, Scheduler>,
+    workers: &'a BTreeMap<String, Features>,
+    config_hash: Option<&'a str>,
+    cybertron: CybertronReport<'a>,
+    output: &'a [String],
+    errors: &'a [Diagnostic],
+    warnings: &'a [Diagnostic],
+}
+
+/// The cybertron the graph was merged with, or only the file named when it
+/// could not be read.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CybertronReport<'a> {
+    Read {
+        file: &'a str,
+        builtin: bool,
+        hash: &'a str,
+        workers: &'a BTreeMap<String, Features>,
+    },
+    Unread {
+        file: Option<String>,
+    },
+}
+
+fn json_report<'a>(
+    graph: Option<&'a Graph>,
+    errors: &'a [Diagnostic],
+    output: &'a [String],
+    cybertron: &'a Cybertron,
+) -> Report<'a> {
+    const NO_BUILDERS: &BTreeMap<String, Builder> = &BTreeMap::new();
+    const NO_SCHEDULERS: &BTreeMap<String, Scheduler> = &BTreeMap::new();
+    const NO_WORKERS: &BTreeMap<String, Features> = &BTreeMap::new();
+    Report {
+        repo: graph.map(|g| g.repo.as_str()),
+        builders: graph.map_or(NO_BUILDERS, |g| &g.builders),
+        schedulers: graph.map_or(NO_SCHEDULERS, |g| &g.schedulers),
+        workers: graph.map_or(NO_WORKERS, |g| &g.workers),
+        config_hash: graph.map(|g| g.config_hash.as_str()),
+        cybertron: CybertronReport::Read {
+            file: &cybertron.file,
+            builtin: cybertron.builtin,
+            hash: &cybertron.hash,
+            workers: &cybertron.spec.workers,
         },
-        "output": output,
-        "errors": errors,
-        "warnings": [],
-    })
+        output,
+        errors,
+        warnings: &[],
+    }
 }
 
 fn list(items: &[String]) -> String {
