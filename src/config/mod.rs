@@ -10,6 +10,7 @@
 pub mod accept;
 pub mod access;
 pub mod choose;
+mod cybertron_checks;
 pub mod diagnostic;
 pub mod forges;
 pub mod graph;
@@ -245,7 +246,7 @@ fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluatio
     };
     let mut reader = Reader::default();
     let spec = read_spec::read_cybertron(&mut reader, &json);
-    graph::check_cybertron(&sandbox, &spec, &mut reader.problems);
+    cybertron_checks::check_cybertron(&sandbox, &spec, &mut reader.problems);
     if !reader.problems.is_empty() {
         return finish(None, keyed(file, &source, reader.problems));
     }
