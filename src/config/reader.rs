@@ -56,18 +56,52 @@ pub fn child(parent: &str, key: &str) -> String {
         && !key.starts_with(|c: char| c.is_ascii_digit());
     match (parent.is_empty(), plain) {
         (true, true) => key.to_string(),
-        (false, true) => format!("{parent}.{key}"),
+        (false, true) => {
+            // Built by hand, not with `format!`: a big config makes tens of
+            // thousands of these.
+            let mut path = String::with_capacity(parent.len() + 1 + key.len());
+            path.push_str(parent);
+            path.push('.');
+            path.push_str(key);
+            path
+        }
         (_, false) => format!("{parent}[{}]", serde_json::Value::String(key.to_string())),
     }
 }
 
 pub fn index(parent: &str, i: usize) -> String {
-    format!("{parent}[{i}]")
+    use std::fmt::Write as _;
+    let mut path = String::with_capacity(parent.len() + 8);
+    path.push_str(parent);
+    let _ = write!(path, "[{i}]");
+    path
 }
 
 /// Converts a script value to JSON. Values a config cannot hold (functions,
 /// custom types) are reported and left out.
 pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Value {
+    json_at(value, &At::Path(path), problems)
+}
+
+/// Where a value is: its key path, written out only for a problem (a big
+/// config has tens of thousands of keys and items, and few problems).
+enum At<'a> {
+    Path(&'a str),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn path(&self) -> String {
+        match self {
+            At::Path(path) => path.to_string(),
+            At::Key(parent, key) => child(&parent.path(), key),
+            At::Index(parent, i) => index(&parent.path(), *i),
+        }
+    }
+}
+
+fn json_at(value: &Dynamic, at: &At<'_>, problems: &mut Vec<Problem>) -> Value {
     if value.is_unit() {
         Value::Null
     } else if let Ok(b) = value.as_bool() {
@@ -83,7 +117,7 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
     } else if let Ok(array) = value.as_array_ref() {
         let mut out = Vec::with_capacity(array.len());
         for (i, item) in array.iter().enumerate() {
-            if let Some(v) = supported(item, &index(path, i), problems) {
+            if let Some(v) = supported(item, &At::Index(at, i), problems) {
                 out.push(v);
             }
         }
@@ -91,7 +125,7 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
     } else if let Ok(map) = value.as_map_ref() {
         let mut out = Map::new();
         for (key, item) in map.iter() {
-            if let Some(v) = supported(item, &child(path, key), problems) {
+            if let Some(v) = supported(item, &At::Key(at, key), problems) {
                 out.insert(key.to_string(), v);
             }
         }
@@ -99,7 +133,7 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
     } else {
         problems.push(
             Problem::new(
-                path,
+                &at.path(),
                 format!(
                     "a config holds strings, numbers, bools, arrays and maps, not {}",
                     describe_dynamic(value)
@@ -111,9 +145,9 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
     }
 }
 
-fn supported(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Option<Value> {
+fn supported(value: &Dynamic, at: &At<'_>, problems: &mut Vec<Problem>) -> Option<Value> {
     let before = problems.len();
-    let json = to_json(value, path, problems);
+    let json = json_at(value, at, problems);
     // Leave out only the unsupported value itself, not a map holding one.
     (problems.len() == before || !json.is_null()).then_some(json)
 }
