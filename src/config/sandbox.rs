@@ -157,9 +157,11 @@ impl Sandbox {
         self.engine
             .run_ast_with_scope(&mut scope, &ast)
             .map_err(|e| ScriptError::from_eval(file, *e, &self.limits))?;
+        // Taken out of the scope, not copied: the value may hold a whole
+        // config. `flatten` gives what a copy would give for a shared value.
         Ok(scope
-            .get_value::<Dynamic>(variable)
-            .unwrap_or(Dynamic::UNIT))
+            .remove::<Dynamic>(variable)
+            .map_or(Dynamic::UNIT, Dynamic::flatten))
     }
 
     /// Compiles an expression (an `accept` or a `get` value) with the given
