@@ -17,6 +17,7 @@ use super::words::quoted;
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::mem::take;
 use utoipa::ToSchema;
 
 /// A repo's builders and schedulers, ready to schedule and run.
@@ -126,11 +127,12 @@ pub enum Origin {
 
 /// Builds the graph; problems are pushed with their origin and the graph is
 /// meaningful only when none were. Warnings are what is allowed but probably
-/// not meant.
+/// not meant. The spec is consumed: its builders' commands become their
+/// steps without a copy.
 pub fn build(
     sandbox: &Sandbox,
     repo: &str,
-    spec: &ConstructiconSpec,
+    mut spec: ConstructiconSpec,
     cybertron: &CybertronSpec,
     problems: &mut Vec<(Origin, Problem)>,
     warnings: &mut Vec<(Origin, Problem)>,
@@ -227,8 +229,18 @@ pub fn build(
     let base_accept = base.accept.clone().unwrap_or_else(|| "true".into());
     let base_slot = accepts.slot(&base_accept);
 
+    // Each builder's own precommands and commands, taken out to be moved
+    // into its steps.
+    let own_commands: Vec<(Vec<CommandSpec>, Vec<CommandSpec>)> = spec
+        .builders
+        .values_mut()
+        .map(|b| (take(&mut b.precommands), take(&mut b.commands)))
+        .collect();
+    let spec = &spec;
     let mut builders = BTreeMap::new();
-    for (short, builder) in &spec.builders {
+    for ((short, builder), (own_precommands, own_commands)) in
+        spec.builders.iter().zip(own_commands)
+    {
         let path = child("builders", short);
         let name = full_name(repo, short);
         let own_accept = builder.accept.clone().unwrap_or_else(|| "true".into());
@@ -291,23 +303,28 @@ pub fn build(
             }
         }
 
-        let mut steps = Vec::new();
-        let mut push_steps = |label: &str, commands: &[CommandSpec]| {
-            for (i, command) in commands.iter().enumerate() {
+        let mut steps = Vec::with_capacity(
+            base.precommands.len()
+                + own_precommands.len()
+                + own_commands.len()
+                + base.commands.len(),
+        );
+        let mut push_steps = |label: &str, commands: Vec<CommandSpec>| {
+            for (i, command) in commands.into_iter().enumerate() {
                 steps.push(Step {
                     // Numbered from 1, as the original numbered steps.
-                    name: format!("{label} {}", i + 1),
-                    command: command.command.clone(),
+                    name: step_name(label, i + 1),
+                    command: command.command,
                     timeout: command.timeout,
-                    warnings: command.warnings.clone(),
-                    suppress_warnings: command.suppress_warnings.clone(),
+                    warnings: command.warnings,
+                    suppress_warnings: command.suppress_warnings,
                 });
             }
         };
-        push_steps("cybertron precommand", &base.precommands);
-        push_steps("precommand", &builder.precommands);
-        push_steps("command", &builder.commands);
-        push_steps("cybertron command", &base.commands);
+        push_steps("cybertron precommand", base.precommands.clone());
+        push_steps("precommand", own_precommands);
+        push_steps("command", own_commands);
+        push_steps("cybertron command", base.commands.clone());
 
         let mut deps = builder.deps.clone();
         for dep in &base.deps {
@@ -530,6 +547,15 @@ pub fn build(
         config_hash: String::new(),
         cybertron_hash: String::new(),
     }
+}
+
+/// `"{label} {n}"`, in one allocation.
+fn step_name(label: &str, n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut name = String::with_capacity(label.len() + 4);
+    name.push_str(label);
+    let _ = write!(name, " {n}");
+    name
 }
 
 fn empty_graph(repo: &str) -> Graph {

@@ -335,7 +335,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     let mut graph = graph::build(
         &sandbox,
         &input.name,
-        &spec,
+        spec,
         &cybertron.spec,
         &mut problems,
         &mut warnings,
