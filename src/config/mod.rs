@@ -40,7 +40,7 @@ pub use spec::CybertronSpec;
 
 use graph::Origin;
 use reader::{Problem, Reader};
-use sandbox::{on_sandbox_thread, Sandbox};
+use sandbox::{on_sandbox_thread, on_sandbox_thread_leaving, Sandbox};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -296,7 +296,14 @@ pub fn evaluate_repo(
 ) -> Evaluation<Graph> {
     let file = input.file.clone();
     let limits = limits.clone();
-    on_sandbox_thread(move || repo_on_thread(input, &cybertron, &limits)).unwrap_or_else(|e| {
+    on_sandbox_thread_leaving(move || {
+        // The script's value as JSON, freed after the answer is handed back:
+        // freeing a big config's takes milliseconds.
+        let mut json = None;
+        let evaluation = repo_on_thread(input, &cybertron, &limits, &mut json);
+        (evaluation, json)
+    })
+    .unwrap_or_else(|e| {
         Evaluation::failed(
             vec![Diagnostic::at(&file, None, None, e)],
             Vec::new(),
@@ -305,7 +312,12 @@ pub fn evaluate_repo(
     })
 }
 
-fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> Evaluation<Graph> {
+fn repo_on_thread(
+    input: RepoInput,
+    cybertron: &Cybertron,
+    limits: &Limits,
+    leftover: &mut Option<serde_json::Value>,
+) -> Evaluation<Graph> {
     let file = input.file.as_str();
     let source = match decode(file, input.bytes, limits) {
         Ok(source) => source,
@@ -326,6 +338,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     };
     let mut reader = Reader::default();
     let spec = read_spec::read_constructicon(&mut reader, &json, &input.name);
+    *leftover = Some(json);
     let mut problems: Vec<(Origin, Problem)> = reader
         .problems
         .into_iter()
