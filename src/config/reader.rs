@@ -295,10 +295,14 @@ impl Reader {
         let Some(items) = self.array(value, path) else {
             return Vec::new();
         };
+        // An item's path is written out only for a problem.
         items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| self.string(item, &index(path, i)))
+            .filter_map(|(i, item)| match item {
+                Value::String(s) => Some(s.clone()),
+                other => self.string(other, &index(path, i)),
+            })
             .collect()
     }
 
@@ -308,7 +312,12 @@ impl Reader {
             return Vec::new();
         };
         map.iter()
-            .filter_map(|(key, v)| self.string(v, &child(path, key)).map(|s| (key.clone(), s)))
+            .filter_map(|(key, v)| match v {
+                Value::String(s) => Some((key.clone(), s.clone())),
+                other => self
+                    .string(other, &child(path, key))
+                    .map(|s| (key.clone(), s)),
+            })
             .collect()
     }
 }
