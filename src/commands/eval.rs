@@ -276,6 +276,21 @@ fn json_report<'a>(
     }
 }
 
+/// `label` and the items joined with ", " (or "-" for none), on a line.
+fn write_list(out: &mut String, label: &str, items: &[String]) {
+    out.push_str(label);
+    if items.is_empty() {
+        out.push('-');
+    }
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(item);
+    }
+    out.push('\n');
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "-".to_string()
@@ -332,9 +347,9 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
     );
     for (name, builder) in &graph.builders {
         let _ = writeln!(out, "\nbuilder {name}");
-        let _ = writeln!(out, "  workers:    {}", list(&builder.workers));
-        let _ = writeln!(out, "  schedulers: {}", list(&builder.schedulers));
-        let _ = writeln!(out, "  resources:  {}", list(&builder.resources));
+        write_list(&mut out, "  workers:    ", &builder.workers);
+        write_list(&mut out, "  schedulers: ", &builder.schedulers);
+        write_list(&mut out, "  resources:  ", &builder.resources);
         if !builder.secrets.is_empty() {
             let _ = writeln!(out, "  secrets:    {}", builder.secrets.join(", "));
         }
@@ -363,22 +378,27 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
             .max()
             .unwrap_or(0);
         for step in &builder.steps {
-            let mut extra = Vec::new();
+            let _ = write!(out, "    {:width$}  {}", step.name, step.command);
+            // Notes on what differs from the defaults: `   [a; b]`.
+            let mut notes = 0;
+            let mut note = |out: &mut String, what: std::fmt::Arguments<'_>| {
+                out.push_str(if notes == 0 { "   [" } else { "; " });
+                notes += 1;
+                let _ = out.write_fmt(what);
+            };
             if step.timeout != config::spec::DEFAULT_TIMEOUT {
-                extra.push(format!("timeout {} s", step.timeout));
+                note(&mut out, format_args!("timeout {} s", step.timeout));
             }
             if step.warnings != [config::spec::DEFAULT_WARNING] {
-                extra.push(format!("warnings {:?}", step.warnings));
+                note(&mut out, format_args!("warnings {:?}", step.warnings));
             }
             if !step.suppress_warnings.is_empty() {
-                extra.push(format!("suppress {:?}", step.suppress_warnings));
+                note(
+                    &mut out,
+                    format_args!("suppress {:?}", step.suppress_warnings),
+                );
             }
-            let extra = if extra.is_empty() {
-                String::new()
-            } else {
-                format!("   [{}]", extra.join("; "))
-            };
-            let _ = writeln!(out, "    {:width$}  {}{extra}", step.name, step.command);
+            out.push_str(if notes == 0 { "\n" } else { "]\n" });
         }
         for (source, destination) in &builder.upload {
             let mut notes = Vec::new();
