@@ -123,7 +123,7 @@ fn json_at(value: &Dynamic, at: &At<'_>, problems: &mut Vec<Problem>) -> Value {
         }
         Value::Array(out)
     } else if let Ok(map) = value.as_map_ref() {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(map.len());
         for (key, item) in map.iter() {
             if let Some(v) = supported(item, &At::Key(at, key), problems) {
                 out.insert(key.to_string(), v);
