@@ -3,8 +3,8 @@
 //! a 1,000-entry map literal), and the demo example for scale.
 //!
 //! Then the whole process: the release binary's `constructicon eval` (and
-//! `eval --json`) of the loop form written to a folder with the cybertron,
-//! output to /dev/null, timed from spawn to exit.
+//! `eval --json`) of each form written to a repo folder, with the cybertron
+//! in a file, output to /dev/null, timed from spawn to exit.
 //!
 //! Run with `cargo bench --bench eval` (or `scripts/bench`). Arguments: an
 //! optional number of runs per form (default 30); cargo's `--bench` is ignored.
@@ -332,33 +332,40 @@ fn main() {
         if worst < TARGET_MS { "met" } else { "NOT met" }
     );
 
-    // The whole process, as a user runs it: the loop form in a repo folder.
+    // The whole process, as a user runs it: each form as a repo folder's
+    // constructicon.rhai, with the cybertron beside it.
     let bin = std::env::var("CONSTRUCTICON_BENCH_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_constructicon").to_string());
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let repo = dir.path().join("big");
-    std::fs::create_dir(&repo).expect("the repo folder");
-    std::fs::write(repo.join("constructicon.rhai"), &loop_script).expect("the script");
     let cybertron_file = dir.path().join("cybertron.rhai");
     std::fs::write(&cybertron_file, CYBERTRON).expect("the cybertron");
     println!("\nwhole process: {bin} eval DIR --cybertron FILE [--json] > /dev/null");
-    let plain = [
-        "eval".as_ref(),
-        repo.as_os_str(),
-        "--cybertron".as_ref(),
-        cybertron_file.as_os_str(),
-    ];
-    let with_json = [&plain[..], &["--json".as_ref()]].concat();
-    let process = bench_process(&format!("eval, {BUILDERS} builders"), runs, &bin, &plain);
-    let process_json = bench_process(
-        &format!("eval --json, {BUILDERS} builders"),
-        runs,
-        &bin,
-        &with_json,
-    );
+    let (mut worst, mut worst_json): (f64, f64) = (0.0, 0.0);
+    for (form, folder, script) in [
+        ("Rhai loop", "loop", &loop_script),
+        ("map literal", "literal", &literal_script),
+    ] {
+        let repo = dir.path().join(folder).join("big");
+        std::fs::create_dir_all(&repo).expect("the repo folder");
+        std::fs::write(repo.join("constructicon.rhai"), script).expect("the script");
+        let plain = [
+            "eval".as_ref(),
+            repo.as_os_str(),
+            "--cybertron".as_ref(),
+            cybertron_file.as_os_str(),
+        ];
+        let with_json = [&plain[..], &["--json".as_ref()]].concat();
+        worst = worst.max(bench_process(&format!("eval, {form}"), runs, &bin, &plain));
+        worst_json = worst_json.max(bench_process(
+            &format!("eval --json, {form}"),
+            runs,
+            &bin,
+            &with_json,
+        ));
+    }
     println!(
-        "target: whole process median under {PROCESS_TARGET_MS} ms ({PROCESS_JSON_TARGET_MS} ms with --json): {}",
-        if process < PROCESS_TARGET_MS && process_json < PROCESS_JSON_TARGET_MS {
+        "target: whole process median under {PROCESS_TARGET_MS} ms ({PROCESS_JSON_TARGET_MS} ms with --json) for {BUILDERS} builders: {}",
+        if worst < PROCESS_TARGET_MS && worst_json < PROCESS_JSON_TARGET_MS {
             "met"
         } else {
             "NOT met"
