@@ -6,16 +6,14 @@
 //! errors such as a missing file. (With `--against`, the megatron
 //! evaluates it instead: `eval_against`.)
 
+use super::eval_json::{json_report, print_json, CybertronReport};
 use crate::cli::EvalArgs;
-use crate::config::spec::Features;
 use crate::config::{
-    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Builder, Cybertron,
-    Diagnostic, Evaluation, FsLoader, Graph, Limits, RepoInput, Scheduler, SourceLoader,
+    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Cybertron, Evaluation,
+    FsLoader, Graph, Limits, RepoInput, SourceLoader,
 };
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -203,77 +201,6 @@ fn report_failure<T>(
         );
     }
     ExitCode::from(EXIT_ERRORS)
-}
-
-/// Writes the report to stdout as it is serialised, without building it as
-/// a JSON value or a string first.
-fn print_json(report: &Report<'_>) {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let written = serde_json::to_writer_pretty(&mut out, report)
-        .map_err(std::io::Error::from)
-        .and_then(|()| writeln!(out))
-        .and_then(|()| out.flush());
-    if let Err(e) = written {
-        // As `println!` would.
-        panic!("failed printing to stdout: {e}");
-    }
-}
-
-/// The `--json` report: its keys in this order.
-#[derive(Serialize)]
-struct Report<'a> {
-    repo: Option<&'a str>,
-    builders: &'a BTreeMap<String, Builder>,
-    schedulers: &'a BTreeMap<String, Scheduler>,
-    workers: &'a BTreeMap<String, Features>,
-    config_hash: Option<&'a str>,
-    cybertron: CybertronReport<'a>,
-    output: &'a [String],
-    errors: &'a [Diagnostic],
-    warnings: &'a [Diagnostic],
-}
-
-/// The cybertron the graph was merged with, or only the file named when it
-/// could not be read.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum CybertronReport<'a> {
-    Read {
-        file: &'a str,
-        builtin: bool,
-        hash: &'a str,
-        workers: &'a BTreeMap<String, Features>,
-    },
-    Unread {
-        file: Option<String>,
-    },
-}
-
-fn json_report<'a>(
-    graph: Option<&'a Graph>,
-    errors: &'a [Diagnostic],
-    output: &'a [String],
-    cybertron: &'a Cybertron,
-) -> Report<'a> {
-    const NO_BUILDERS: &BTreeMap<String, Builder> = &BTreeMap::new();
-    const NO_SCHEDULERS: &BTreeMap<String, Scheduler> = &BTreeMap::new();
-    const NO_WORKERS: &BTreeMap<String, Features> = &BTreeMap::new();
-    Report {
-        repo: graph.map(|g| g.repo.as_str()),
-        builders: graph.map_or(NO_BUILDERS, |g| &g.builders),
-        schedulers: graph.map_or(NO_SCHEDULERS, |g| &g.schedulers),
-        workers: graph.map_or(NO_WORKERS, |g| &g.workers),
-        config_hash: graph.map(|g| g.config_hash.as_str()),
-        cybertron: CybertronReport::Read {
-            file: &cybertron.file,
-            builtin: cybertron.builtin,
-            hash: &cybertron.hash,
-            workers: &cybertron.spec.workers,
-        },
-        output,
-        errors,
-        warnings: &[],
-    }
 }
 
 /// `label` and the items joined with ", " (or "-" for none), on a line.
