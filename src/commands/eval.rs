@@ -6,12 +6,12 @@
 //! errors such as a missing file. (With `--against`, the megatron
 //! evaluates it instead: `eval_against`.)
 
+use super::eval_json::{json_report, print_json, CybertronReport};
 use crate::cli::EvalArgs;
 use crate::config::{
-    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Cybertron, Diagnostic,
-    Evaluation, FsLoader, Graph, Limits, RepoInput, SourceLoader,
+    self, default_cybertron, diagnostic, evaluate_cybertron, evaluate_repo, Cybertron, Evaluation,
+    FsLoader, Graph, Limits, RepoInput, SourceLoader,
 };
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -117,10 +117,10 @@ pub fn run(args: &EvalArgs) -> ExitCode {
         cybertron.clone(),
         &limits,
     );
-    match &evaluation.value {
+    let code = match &evaluation.value {
         Some(graph) if args.json => {
             let mut report = json_report(Some(graph), &[], &evaluation.output, &cybertron);
-            report["warnings"] = json!(evaluation.warnings);
+            report.warnings = &evaluation.warnings;
             print_json(&report);
             ExitCode::SUCCESS
         }
@@ -130,7 +130,11 @@ pub fn run(args: &EvalArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => report_failure(args, &evaluation, Some(&cybertron)),
-    }
+    };
+    // The process ends now: freeing a big graph piece by piece would only
+    // delay the exit.
+    std::mem::forget(evaluation);
+    code
 }
 
 /// The script's name in diagnostics: as the user typed its path.
@@ -169,15 +173,17 @@ fn report_failure<T>(
     cybertron: Option<&Cybertron>,
 ) -> ExitCode {
     if args.json {
+        let builtin = default_cybertron();
         let mut report = json_report(
             None,
             &evaluation.errors,
             &evaluation.output,
-            cybertron.unwrap_or(&default_cybertron()),
+            cybertron.unwrap_or(&builtin),
         );
         if cybertron.is_none() {
-            report["cybertron"] =
-                json!({"file": args.cybertron.as_ref().map(|p| p.display().to_string())});
+            report.cybertron = CybertronReport::Unread {
+                file: args.cybertron.as_ref().map(|p| p.display().to_string()),
+            };
         }
         print_json(&report);
     } else {
@@ -197,37 +203,19 @@ fn report_failure<T>(
     ExitCode::from(EXIT_ERRORS)
 }
 
-fn print_json(value: &serde_json::Value) {
-    // Serialising our own JSON value cannot fail.
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
-}
-
-fn json_report(
-    graph: Option<&Graph>,
-    errors: &[Diagnostic],
-    output: &[String],
-    cybertron: &Cybertron,
-) -> serde_json::Value {
-    let empty = serde_json::Map::new();
-    json!({
-        "repo": graph.map(|g| g.repo.clone()),
-        "builders": graph.map_or(json!(empty), |g| json!(g.builders)),
-        "schedulers": graph.map_or(json!(empty), |g| json!(g.schedulers)),
-        "workers": graph.map_or(json!(empty), |g| json!(g.workers)),
-        "config_hash": graph.map(|g| g.config_hash.clone()),
-        "cybertron": {
-            "file": cybertron.file,
-            "builtin": cybertron.builtin,
-            "hash": cybertron.hash,
-            "workers": cybertron.spec.workers,
-        },
-        "output": output,
-        "errors": errors,
-        "warnings": [],
-    })
+/// `label` and the items joined with ", " (or "-" for none), on a line.
+fn write_list(out: &mut String, label: &str, items: &[String]) {
+    out.push_str(label);
+    if items.is_empty() {
+        out.push('-');
+    }
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(item);
+    }
+    out.push('\n');
 }
 
 fn list(items: &[String]) -> String {
@@ -251,7 +239,8 @@ fn features(features: &config::spec::Features) -> String {
 
 /// The readable summary of a valid graph.
 pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> String {
-    let mut out = String::new();
+    // About 500 bytes a builder: one allocation instead of a doubling series.
+    let mut out = String::with_capacity(1024 + graph.builders.len() * 512);
     if cybertron.builtin {
         let _ = writeln!(
             out,
@@ -285,9 +274,9 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
     );
     for (name, builder) in &graph.builders {
         let _ = writeln!(out, "\nbuilder {name}");
-        let _ = writeln!(out, "  workers:    {}", list(&builder.workers));
-        let _ = writeln!(out, "  schedulers: {}", list(&builder.schedulers));
-        let _ = writeln!(out, "  resources:  {}", list(&builder.resources));
+        write_list(&mut out, "  workers:    ", &builder.workers);
+        write_list(&mut out, "  schedulers: ", &builder.schedulers);
+        write_list(&mut out, "  resources:  ", &builder.resources);
         if !builder.secrets.is_empty() {
             let _ = writeln!(out, "  secrets:    {}", builder.secrets.join(", "));
         }
@@ -316,22 +305,27 @@ pub fn summary(graph: &Graph, output: &[String], cybertron: &Cybertron) -> Strin
             .max()
             .unwrap_or(0);
         for step in &builder.steps {
-            let mut extra = Vec::new();
+            let _ = write!(out, "    {:width$}  {}", step.name, step.command);
+            // Notes on what differs from the defaults: `   [a; b]`.
+            let mut notes = 0;
+            let mut note = |out: &mut String, what: std::fmt::Arguments<'_>| {
+                out.push_str(if notes == 0 { "   [" } else { "; " });
+                notes += 1;
+                let _ = out.write_fmt(what);
+            };
             if step.timeout != config::spec::DEFAULT_TIMEOUT {
-                extra.push(format!("timeout {} s", step.timeout));
+                note(&mut out, format_args!("timeout {} s", step.timeout));
             }
             if step.warnings != [config::spec::DEFAULT_WARNING] {
-                extra.push(format!("warnings {:?}", step.warnings));
+                note(&mut out, format_args!("warnings {:?}", step.warnings));
             }
             if !step.suppress_warnings.is_empty() {
-                extra.push(format!("suppress {:?}", step.suppress_warnings));
+                note(
+                    &mut out,
+                    format_args!("suppress {:?}", step.suppress_warnings),
+                );
             }
-            let extra = if extra.is_empty() {
-                String::new()
-            } else {
-                format!("   [{}]", extra.join("; "))
-            };
-            let _ = writeln!(out, "    {:width$}  {}{extra}", step.name, step.command);
+            out.push_str(if notes == 0 { "\n" } else { "]\n" });
         }
         for (source, destination) in &builder.upload {
             let mut notes = Vec::new();

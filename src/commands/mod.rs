@@ -5,6 +5,7 @@ pub mod demo;
 pub mod encrypt;
 pub mod eval;
 pub mod eval_against;
+mod eval_json;
 pub mod follow;
 pub mod force;
 pub mod get;

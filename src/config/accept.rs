@@ -10,54 +10,91 @@ use std::collections::{BTreeSet, HashMap};
 /// `features` (the worker's feature map) and `worker` (its name) in scope,
 /// and each expression's answer for a worker kept: a config whose builders
 /// share an expression evaluates it once per worker, not once per builder.
-/// A cache lives for one evaluation, where a worker's name names one set of
-/// features.
+/// An expression is looked up once by its text ([`AcceptCache::slot`]), and
+/// its answers by slot and the worker's index. A cache lives for one
+/// evaluation and one list of workers.
 #[derive(Default)]
 pub(super) struct AcceptCache {
-    compiled: HashMap<String, Result<rhai::AST, String>>,
-    /// Expression → worker → its answer.
-    answers: HashMap<String, HashMap<String, Result<bool, String>>>,
+    slots: HashMap<String, usize>,
+    expressions: Vec<Expression>,
+}
+
+/// One distinct accept expression: compiled when first needed, and its
+/// answer for each worker (by index) once asked.
+struct Expression {
+    text: String,
+    compiled: Option<Result<rhai::AST, String>>,
+    answers: Vec<Option<Result<bool, String>>>,
 }
 
 impl AcceptCache {
+    /// The slot of an expression, for [`AcceptCache::answer`].
+    pub(super) fn slot(&mut self, expression: &str) -> usize {
+        if let Some(&slot) = self.slots.get(expression) {
+            return slot;
+        }
+        let slot = self.expressions.len();
+        self.expressions.push(Expression {
+            text: expression.to_string(),
+            compiled: None,
+            answers: Vec::new(),
+        });
+        self.slots.insert(expression.to_string(), slot);
+        slot
+    }
+
+    /// Whether the expression in `slot` holds for worker number `index`
+    /// (named `worker`, with `features`): evaluated the first time only.
+    pub(super) fn answer(
+        &mut self,
+        sandbox: &Sandbox,
+        slot: usize,
+        index: usize,
+        worker: &str,
+        features: &rhai::Dynamic,
+    ) -> Result<bool, String> {
+        let expression = &mut self.expressions[slot];
+        if expression.text == "true" {
+            return Ok(true);
+        }
+        if let Some(Some(answer)) = expression.answers.get(index) {
+            return answer.clone();
+        }
+        let answer = expression.eval_once(sandbox, worker, features);
+        if expression.answers.len() <= index {
+            expression.answers.resize(index + 1, None);
+        }
+        expression.answers[index] = Some(answer.clone());
+        answer
+    }
+
+    /// Whether `expression` holds for a worker; see [`AcceptCache::answer`].
     pub(super) fn eval(
         &mut self,
         sandbox: &Sandbox,
         expression: &str,
+        index: usize,
         worker: &str,
         features: &rhai::Dynamic,
     ) -> Result<bool, String> {
-        if expression == "true" {
-            return Ok(true);
-        }
-        if let Some(answer) = self.answers.get(expression).and_then(|a| a.get(worker)) {
-            return answer.clone();
-        }
-        let answer = self.eval_once(sandbox, expression, worker, features);
-        self.answers
-            .entry(expression.to_string())
-            .or_default()
-            .insert(worker.to_string(), answer.clone());
-        answer
+        let slot = self.slot(expression);
+        self.answer(sandbox, slot, index, worker, features)
     }
+}
 
+impl Expression {
     fn eval_once(
         &mut self,
         sandbox: &Sandbox,
-        expression: &str,
         worker: &str,
         features: &rhai::Dynamic,
     ) -> Result<bool, String> {
-        let compiled = self
-            .compiled
-            .entry(expression.to_string())
-            .or_insert_with(|| {
-                sandbox
-                    .compile_expression(expression, &["features", "worker"])
-                    .map_err(|message| {
-                        format!("invalid accept expression `{expression}`: {message}")
-                    })
-            });
+        let expression = self.text.as_str();
+        let compiled = self.compiled.get_or_insert_with(|| {
+            sandbox
+                .compile_expression(expression, &["features", "worker"])
+                .map_err(|message| format!("invalid accept expression `{expression}`: {message}"))
+        });
         let compiled = compiled.as_ref().map_err(Clone::clone)?;
         let value = sandbox
             .eval_expression(
@@ -88,9 +125,9 @@ pub fn workers_accepting<'w>(
     let sandbox = Sandbox::new(limits, None);
     let mut cache = AcceptCache::default();
     let mut accepted = Vec::new();
-    for (name, features) in workers {
+    for (index, (name, features)) in workers.into_iter().enumerate() {
         let value = rhai::serde::to_dynamic(features).unwrap_or(rhai::Dynamic::UNIT);
-        if cache.eval(&sandbox, expression, name, &value)? {
+        if cache.eval(&sandbox, expression, index, name, &value)? {
             accepted.push(name.clone());
         }
     }

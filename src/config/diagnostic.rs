@@ -120,6 +120,10 @@ type Places = Vec<Option<(usize, usize)>>;
 /// loop or function, under several paths) become one diagnostic per place,
 /// naming the first path and counting the others.
 pub fn placed(file: &str, source: &str, problems: &[Problem]) -> Vec<Diagnostic> {
+    // Scanning a big source for its keys costs milliseconds: not for nothing.
+    if problems.is_empty() {
+        return Vec::new();
+    }
     let assigned = locate_assignment(source, "constructicon")
         .or_else(|| locate_assignment(source, "cybertron"));
     // Groups in the order their first problem came, by message, help and

@@ -7,15 +7,17 @@
 //! upload or url destination both declare is an error.
 
 use super::accept::{unknown_features, AcceptCache};
+use super::cybertron_checks::{unknown_resource, unknown_scheduler, unknown_secret};
 use super::reader::{child, index, Problem};
 use super::sandbox::Sandbox;
 use super::spec::{
     CommandSpec, ConstructiconSpec, CybertronSpec, DepSpec, Features, SchedulerSpec,
 };
-use super::words::{quoted, suggest};
+use super::words::quoted;
 use crate::model::full_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::mem::take;
 use utoipa::ToSchema;
 
 /// A repo's builders and schedulers, ready to schedule and run.
@@ -125,11 +127,12 @@ pub enum Origin {
 
 /// Builds the graph; problems are pushed with their origin and the graph is
 /// meaningful only when none were. Warnings are what is allowed but probably
-/// not meant.
+/// not meant. The spec is consumed: its builders' commands become their
+/// steps without a copy.
 pub fn build(
     sandbox: &Sandbox,
     repo: &str,
-    spec: &ConstructiconSpec,
+    mut spec: ConstructiconSpec,
     cybertron: &CybertronSpec,
     problems: &mut Vec<(Origin, Problem)>,
     warnings: &mut Vec<(Origin, Problem)>,
@@ -220,32 +223,43 @@ pub fn build(
         .flat_map(|(_, features)| features.keys().map(String::as_str))
         .collect();
     let mut accepts = AcceptCache::default();
+    // The features an accept expression reads that no worker has, by slot.
+    let mut unknown_by_slot: HashMap<usize, Vec<(String, String)>> = HashMap::new();
     let base = &cybertron.builder_base;
     let base_accept = base.accept.clone().unwrap_or_else(|| "true".into());
+    let base_slot = accepts.slot(&base_accept);
 
+    // Each builder's own precommands and commands, taken out to be moved
+    // into its steps.
+    let own_commands: Vec<(Vec<CommandSpec>, Vec<CommandSpec>)> = spec
+        .builders
+        .values_mut()
+        .map(|b| (take(&mut b.precommands), take(&mut b.commands)))
+        .collect();
+    let spec = &spec;
     let mut builders = BTreeMap::new();
-    for (short, builder) in &spec.builders {
+    for ((short, builder), (own_precommands, own_commands)) in
+        spec.builders.iter().zip(own_commands)
+    {
         let path = child("builders", short);
         let name = full_name(repo, short);
         let own_accept = builder.accept.clone().unwrap_or_else(|| "true".into());
+        let own_slot = accepts.slot(&own_accept);
 
         let mut matched = Vec::new();
         let mut accept_failed = false;
-        for (worker, features) in &worker_features {
+        for (index, (worker, features)) in worker_features.iter().enumerate() {
             let mut holds = true;
-            for (origin, expression, at) in [
-                (
-                    Origin::Cybertron,
-                    &base_accept,
-                    "builder_base.accept".to_string(),
-                ),
-                (Origin::Repo, &own_accept, child(&path, "accept")),
-            ] {
-                match accepts.eval(sandbox, expression, worker, features) {
+            for (origin, slot) in [(Origin::Cybertron, base_slot), (Origin::Repo, own_slot)] {
+                match accepts.answer(sandbox, slot, index, worker, features) {
                     Ok(true) => {}
                     Ok(false) => holds = false,
                     Err(message) => {
                         if !accept_failed {
+                            let at = match origin {
+                                Origin::Cybertron => "builder_base.accept".to_string(),
+                                Origin::Repo => child(&path, "accept"),
+                            };
                             report(origin, Problem::new(&at, message).at_value());
                         }
                         accept_failed = true;
@@ -260,7 +274,10 @@ pub fn build(
                 matched.push(worker.clone());
             }
         }
-        let unknown = unknown_features(&own_accept, &known_features);
+        let unknown = unknown_by_slot
+            .entry(own_slot)
+            .or_insert_with(|| unknown_features(&own_accept, &known_features))
+            .clone();
         if matched.is_empty() && !accept_failed {
             let names: Vec<&str> = worker_features.iter().map(|(n, _)| n.as_str()).collect();
             let mut problem = Problem::new(&path, format!(
@@ -286,23 +303,28 @@ pub fn build(
             }
         }
 
-        let mut steps = Vec::new();
-        let mut push_steps = |label: &str, commands: &[CommandSpec]| {
-            for (i, command) in commands.iter().enumerate() {
+        let mut steps = Vec::with_capacity(
+            base.precommands.len()
+                + own_precommands.len()
+                + own_commands.len()
+                + base.commands.len(),
+        );
+        let mut push_steps = |label: &str, commands: Vec<CommandSpec>| {
+            for (i, command) in commands.into_iter().enumerate() {
                 steps.push(Step {
                     // Numbered from 1, as the original numbered steps.
-                    name: format!("{label} {}", i + 1),
-                    command: command.command.clone(),
+                    name: step_name(label, i + 1),
+                    command: command.command,
                     timeout: command.timeout,
-                    warnings: command.warnings.clone(),
-                    suppress_warnings: command.suppress_warnings.clone(),
+                    warnings: command.warnings,
+                    suppress_warnings: command.suppress_warnings,
                 });
             }
         };
-        push_steps("cybertron precommand", &base.precommands);
-        push_steps("precommand", &builder.precommands);
-        push_steps("command", &builder.commands);
-        push_steps("cybertron command", &base.commands);
+        push_steps("cybertron precommand", base.precommands.clone());
+        push_steps("precommand", own_precommands);
+        push_steps("command", own_commands);
+        push_steps("cybertron command", base.commands.clone());
 
         let mut deps = builder.deps.clone();
         for dep in &base.deps {
@@ -527,75 +549,13 @@ pub fn build(
     }
 }
 
-/// Checks cybertron's own consistency: builder_base names only schedulers and
-/// resources cybertron declares, and its accept and get expressions compile.
-pub fn check_cybertron(sandbox: &Sandbox, cybertron: &CybertronSpec, problems: &mut Vec<Problem>) {
-    let base = &cybertron.builder_base;
-    for (i, scheduler) in base.schedulers.iter().enumerate() {
-        if !cybertron.schedulers.contains_key(scheduler) {
-            let known: Vec<String> = cybertron.schedulers.keys().cloned().collect();
-            problems.push(unknown_scheduler(
-                &index("builder_base.schedulers", i),
-                scheduler,
-                &known,
-            ));
-        }
-    }
-    for (i, resource) in base.resources.iter().enumerate() {
-        if !cybertron.resources.contains(resource) {
-            problems.push(unknown_resource(
-                &index("builder_base.resources", i),
-                resource,
-                &cybertron.resources,
-            ));
-        }
-    }
-    if let Some(accept) = &base.accept {
-        if let Err(message) = sandbox.compile_expression(accept, &["features", "worker"]) {
-            problems.push(
-                Problem::new(
-                    "builder_base.accept",
-                    format!("invalid accept expression: {message}"),
-                )
-                .at_value(),
-            );
-        }
-    }
-    if let Some(expression) = &cybertron.fork_workers {
-        match super::accept::workers_accepting(
-            expression,
-            &cybertron.workers,
-            &super::limits::Limits::default(),
-        ) {
-            Ok(workers) if workers.is_empty() => problems.push(
-                Problem::new(
-                    "pull_requests.fork_workers",
-                    "no worker matches: fork pull requests could never build",
-                )
-                .at_value(),
-            ),
-            Ok(_) => {}
-            Err(message) => {
-                problems.push(Problem::new("pull_requests.fork_workers", message).at_value())
-            }
-        }
-    }
-    for (i, secret) in base.secrets.iter().enumerate() {
-        if !cybertron.secrets.contains_key(secret) {
-            let known: Vec<String> = cybertron.secrets.keys().cloned().collect();
-            problems.push(unknown_secret(
-                &index("builder_base.secrets", i),
-                secret,
-                &known,
-            ));
-        }
-    }
-    if !base.get.is_empty() {
-        problems.push(Problem::new(
-            "builder_base.get",
-            "builder_base cannot get results: which builder's results would depend on the repo",
-        ));
-    }
+/// `"{label} {n}"`, in one allocation.
+fn step_name(label: &str, n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut name = String::with_capacity(label.len() + 4);
+    name.push_str(label);
+    let _ = write!(name, " {n}");
+    name
 }
 
 fn empty_graph(repo: &str) -> Graph {
@@ -625,43 +585,4 @@ fn known_schedulers(spec: &ConstructiconSpec, cybertron: &CybertronSpec) -> Vec<
         .chain(cybertron.schedulers.keys())
         .cloned()
         .collect()
-}
-
-/// A scheduler name that is neither the repo's nor cybertron's.
-fn unknown_scheduler(path: &str, name: &str, known: &[String]) -> Problem {
-    let problem = Problem::new(path, format!("scheduler \"{name}\" does not exist")).at_value();
-    if known.is_empty() {
-        problem.help(format!(
-            "no scheduler is defined; define it, e.g. schedulers: #{{ {name}: #{{ type: \"force\" }} }}"
-        ))
-    } else {
-        problem.help(suggest(name, known, "defined schedulers"))
-    }
-}
-
-/// A resource name cybertron does not declare.
-fn unknown_resource(path: &str, name: &str, declared: &[String]) -> Problem {
-    let problem = Problem::new(
-        path,
-        format!("resource \"{name}\" is not declared by cybertron"),
-    )
-    .at_value();
-    if declared.is_empty() {
-        problem
-            .help("cybertron declares no resources; its maintainers add them to its \"resources\"")
-    } else {
-        problem.help(suggest(name, declared, "cybertron declares"))
-    }
-}
-
-/// A secret name neither cybertron nor the repo declares.
-fn unknown_secret(path: &str, name: &str, known: &[String]) -> Problem {
-    let problem = Problem::new(path, format!("secret \"{name}\" is not declared")).at_value();
-    if known.is_empty() {
-        problem.help(
-            "no secret is declared: cybertron's maintainers declare theirs in its \"secrets\", a repo its encrypted ones in its own \"secrets\"",
-        )
-    } else {
-        problem.help(suggest(name, known, "declared secrets"))
-    }
 }

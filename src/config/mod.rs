@@ -10,6 +10,7 @@
 pub mod accept;
 pub mod access;
 pub mod choose;
+mod cybertron_checks;
 pub mod diagnostic;
 pub mod forges;
 pub mod graph;
@@ -39,7 +40,7 @@ pub use spec::CybertronSpec;
 
 use graph::Origin;
 use reader::{Problem, Reader};
-use sandbox::{on_sandbox_thread, Sandbox};
+use sandbox::{on_sandbox_thread, on_sandbox_thread_leaving, Sandbox};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -150,8 +151,8 @@ fn run(
     let value = sandbox
         .run_script(file, source, variable)
         .map_err(|e| vec![Diagnostic::at(&e.file, e.line, e.column, e.message)])?;
-    let assigned_at = locate::locate_assignment(source, variable);
     let complain = |message: String| {
+        let assigned_at = locate::locate_assignment(source, variable);
         let (line, column) = assigned_at.map_or((None, None), |(l, c)| (Some(l), Some(c)));
         vec![Diagnostic::at(file, line, column, message)]
     };
@@ -245,7 +246,7 @@ fn cybertron_on_thread(file: &str, bytes: Vec<u8>, limits: &Limits) -> Evaluatio
     };
     let mut reader = Reader::default();
     let spec = read_spec::read_cybertron(&mut reader, &json);
-    graph::check_cybertron(&sandbox, &spec, &mut reader.problems);
+    cybertron_checks::check_cybertron(&sandbox, &spec, &mut reader.problems);
     if !reader.problems.is_empty() {
         return finish(None, keyed(file, &source, reader.problems));
     }
@@ -295,7 +296,14 @@ pub fn evaluate_repo(
 ) -> Evaluation<Graph> {
     let file = input.file.clone();
     let limits = limits.clone();
-    on_sandbox_thread(move || repo_on_thread(input, &cybertron, &limits)).unwrap_or_else(|e| {
+    on_sandbox_thread_leaving(move || {
+        // The script's value as JSON, freed after the answer is handed back:
+        // freeing a big config's takes milliseconds.
+        let mut json = None;
+        let evaluation = repo_on_thread(input, &cybertron, &limits, &mut json);
+        (evaluation, json)
+    })
+    .unwrap_or_else(|e| {
         Evaluation::failed(
             vec![Diagnostic::at(&file, None, None, e)],
             Vec::new(),
@@ -304,7 +312,12 @@ pub fn evaluate_repo(
     })
 }
 
-fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> Evaluation<Graph> {
+fn repo_on_thread(
+    input: RepoInput,
+    cybertron: &Cybertron,
+    limits: &Limits,
+    leftover: &mut Option<serde_json::Value>,
+) -> Evaluation<Graph> {
     let file = input.file.as_str();
     let source = match decode(file, input.bytes, limits) {
         Ok(source) => source,
@@ -325,6 +338,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     };
     let mut reader = Reader::default();
     let spec = read_spec::read_constructicon(&mut reader, &json, &input.name);
+    *leftover = Some(json);
     let mut problems: Vec<(Origin, Problem)> = reader
         .problems
         .into_iter()
@@ -334,7 +348,7 @@ fn repo_on_thread(input: RepoInput, cybertron: &Cybertron, limits: &Limits) -> E
     let mut graph = graph::build(
         &sandbox,
         &input.name,
-        &spec,
+        spec,
         &cybertron.spec,
         &mut problems,
         &mut warnings,

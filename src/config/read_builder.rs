@@ -3,7 +3,7 @@
 //! scripts use it: a repo for each builder, cybertron for `builder_base`.
 
 use super::access::credentials_in_url;
-use super::read_checks::one_line;
+use super::read_checks::regex_error;
 use super::reader::{child, index, Fields, Reader};
 use super::spec::{
     unsafe_relative_path, BuilderSpec, CommandSpec, DepSpec, DEFAULT_TIMEOUT, DEFAULT_WARNING,
@@ -162,10 +162,10 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
     };
     let mut commands = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let path = index(path, i);
+        // The item's path is written out only where it is needed.
         match item {
             Value::String(command) if command.trim().is_empty() => {
-                reader.value_problem(&path, "the command is empty")
+                reader.value_problem(&index(path, i), "the command is empty")
             }
             Value::String(command) => commands.push(CommandSpec {
                 command: command.clone(),
@@ -173,8 +173,8 @@ fn read_commands(reader: &mut Reader, value: &Value, path: &str) -> Vec<CommandS
                 suppress_warnings: Vec::new(),
                 timeout: DEFAULT_TIMEOUT,
             }),
-            Value::Object(_) => commands.extend(read_command_map(reader, item, &path)),
-            other => reader.expected(&path, "a string or a map with \"command\"", other),
+            Value::Object(_) => commands.extend(read_command_map(reader, item, &index(path, i))),
+            other => reader.expected(&index(path, i), "a string or a map with \"command\"", other),
         }
     }
     commands
@@ -203,12 +203,8 @@ fn read_command_map(reader: &mut Reader, item: &Value, path: &str) -> Option<Com
         Some(s) => reader.strings(s, &fields.path_of("suppress_warnings")),
         None => Vec::new(),
     };
-    check_regexes(reader, &fields.path_of("warnings"), &warnings);
-    check_regexes(
-        reader,
-        &fields.path_of("suppress_warnings"),
-        &suppress_warnings,
-    );
+    check_regexes(reader, &fields, "warnings", &warnings);
+    check_regexes(reader, &fields, "suppress_warnings", &suppress_warnings);
     let timeout = match fields.get("timeout") {
         Some(t) => reader.integer(t, &fields.path_of("timeout"), 1, MAX_TIMEOUT),
         None => Some(DEFAULT_TIMEOUT),
@@ -225,12 +221,13 @@ fn read_command_map(reader: &mut Reader, item: &Value, path: &str) -> Option<Com
     })
 }
 
-fn check_regexes(reader: &mut Reader, path: &str, patterns: &[String]) {
+/// Checks the patterns under `key`; its path is written out only for a bad one.
+fn check_regexes(reader: &mut Reader, fields: &Fields<'_>, key: &str, patterns: &[String]) {
     for (i, pattern) in patterns.iter().enumerate() {
-        if let Err(e) = regex::Regex::new(pattern) {
+        if let Some(error) = regex_error(reader, pattern) {
             reader.value_problem(
-                &index(path, i),
-                format!("invalid regex \"{pattern}\": {}", one_line(&e.to_string())),
+                &index(&fields.path_of(key), i),
+                format!("invalid regex \"{pattern}\": {error}"),
             );
         }
     }

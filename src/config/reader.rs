@@ -8,6 +8,7 @@
 use super::words::{closest, describe, describe_dynamic, quoted};
 use rhai::Dynamic;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// A JSON object, as a script's maps become.
 pub type Map = serde_json::Map<String, Value>;
@@ -55,18 +56,52 @@ pub fn child(parent: &str, key: &str) -> String {
         && !key.starts_with(|c: char| c.is_ascii_digit());
     match (parent.is_empty(), plain) {
         (true, true) => key.to_string(),
-        (false, true) => format!("{parent}.{key}"),
+        (false, true) => {
+            // Built by hand, not with `format!`: a big config makes tens of
+            // thousands of these.
+            let mut path = String::with_capacity(parent.len() + 1 + key.len());
+            path.push_str(parent);
+            path.push('.');
+            path.push_str(key);
+            path
+        }
         (_, false) => format!("{parent}[{}]", serde_json::Value::String(key.to_string())),
     }
 }
 
 pub fn index(parent: &str, i: usize) -> String {
-    format!("{parent}[{i}]")
+    use std::fmt::Write as _;
+    let mut path = String::with_capacity(parent.len() + 8);
+    path.push_str(parent);
+    let _ = write!(path, "[{i}]");
+    path
 }
 
 /// Converts a script value to JSON. Values a config cannot hold (functions,
 /// custom types) are reported and left out.
 pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Value {
+    json_at(value, &At::Path(path), problems)
+}
+
+/// Where a value is: its key path, written out only for a problem (a big
+/// config has tens of thousands of keys and items, and few problems).
+enum At<'a> {
+    Path(&'a str),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn path(&self) -> String {
+        match self {
+            At::Path(path) => path.to_string(),
+            At::Key(parent, key) => child(&parent.path(), key),
+            At::Index(parent, i) => index(&parent.path(), *i),
+        }
+    }
+}
+
+fn json_at(value: &Dynamic, at: &At<'_>, problems: &mut Vec<Problem>) -> Value {
     if value.is_unit() {
         Value::Null
     } else if let Ok(b) = value.as_bool() {
@@ -82,15 +117,15 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
     } else if let Ok(array) = value.as_array_ref() {
         let mut out = Vec::with_capacity(array.len());
         for (i, item) in array.iter().enumerate() {
-            if let Some(v) = supported(item, &index(path, i), problems) {
+            if let Some(v) = supported(item, &At::Index(at, i), problems) {
                 out.push(v);
             }
         }
         Value::Array(out)
     } else if let Ok(map) = value.as_map_ref() {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(map.len());
         for (key, item) in map.iter() {
-            if let Some(v) = supported(item, &child(path, key), problems) {
+            if let Some(v) = supported(item, &At::Key(at, key), problems) {
                 out.insert(key.to_string(), v);
             }
         }
@@ -98,7 +133,7 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
     } else {
         problems.push(
             Problem::new(
-                path,
+                &at.path(),
                 format!(
                     "a config holds strings, numbers, bools, arrays and maps, not {}",
                     describe_dynamic(value)
@@ -110,9 +145,9 @@ pub fn to_json(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Valu
     }
 }
 
-fn supported(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Option<Value> {
+fn supported(value: &Dynamic, at: &At<'_>, problems: &mut Vec<Problem>) -> Option<Value> {
     let before = problems.len();
-    let json = to_json(value, path, problems);
+    let json = json_at(value, at, problems);
     // Leave out only the unsupported value itself, not a map holding one.
     (problems.len() == before || !json.is_null()).then_some(json)
 }
@@ -121,6 +156,10 @@ fn supported(value: &Dynamic, path: &str, problems: &mut Vec<Problem>) -> Option
 #[derive(Default)]
 pub struct Reader {
     pub problems: Vec<Problem>,
+    /// Each regex pattern read so far and what is wrong with it, if anything:
+    /// a config repeats its warning patterns on many commands, and compiling
+    /// one takes tens of microseconds.
+    pub(super) regexes: HashMap<String, Option<String>>,
 }
 
 /// The fields of a map that a reader asked for; unknown keys were reported.
@@ -256,10 +295,14 @@ impl Reader {
         let Some(items) = self.array(value, path) else {
             return Vec::new();
         };
+        // An item's path is written out only for a problem.
         items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| self.string(item, &index(path, i)))
+            .filter_map(|(i, item)| match item {
+                Value::String(s) => Some(s.clone()),
+                other => self.string(other, &index(path, i)),
+            })
             .collect()
     }
 
@@ -269,7 +312,12 @@ impl Reader {
             return Vec::new();
         };
         map.iter()
-            .filter_map(|(key, v)| self.string(v, &child(path, key)).map(|s| (key.clone(), s)))
+            .filter_map(|(key, v)| match v {
+                Value::String(s) => Some((key.clone(), s.clone())),
+                other => self
+                    .string(other, &child(path, key))
+                    .map(|s| (key.clone(), s)),
+            })
             .collect()
     }
 }

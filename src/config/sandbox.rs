@@ -26,6 +26,7 @@ use crate::alloc::thread_balance;
 use crate::sync::lock;
 use rhai::{Dynamic, Engine, Scope, AST};
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -37,18 +38,37 @@ const SANDBOX_STACK: usize = 64 << 20;
 pub fn on_sandbox_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
-    let handle = std::thread::Builder::new()
+    on_sandbox_thread_leaving(move || (work(), ()))
+}
+
+/// As [`on_sandbox_thread`], for work that gives its answer and what it
+/// leaves to free (the intermediate forms of a big config): the answer is
+/// handed back at once, and the leftovers are freed on the sandbox thread
+/// afterwards, without the caller waiting.
+pub fn on_sandbox_thread_leaving<T: Send + 'static, L: Send + 'static>(
+    work: impl FnOnce() -> (T, L) + Send + 'static,
+) -> Result<T, String> {
+    let (answer, receive) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
         .name("sandbox".into())
         .stack_size(SANDBOX_STACK)
-        .spawn(work)
+        .spawn(move || match catch_unwind(AssertUnwindSafe(work)) {
+            Ok((value, leftovers)) => {
+                let _ = answer.send(Ok(value));
+                drop(leftovers);
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown panic");
+                let _ = answer.send(Err(format!("internal error while evaluating: {what}")));
+            }
+        })
         .map_err(|e| format!("cannot start the sandbox thread: {e}"))?;
-    handle.join().map_err(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown panic");
-        format!("internal error while evaluating: {what}")
+    receive.recv().unwrap_or_else(|_| {
+        Err("internal error while evaluating: the sandbox thread gave no answer".to_string())
     })
 }
 
@@ -157,9 +177,11 @@ impl Sandbox {
         self.engine
             .run_ast_with_scope(&mut scope, &ast)
             .map_err(|e| ScriptError::from_eval(file, *e, &self.limits))?;
+        // Taken out of the scope, not copied: the value may hold a whole
+        // config. `flatten` gives what a copy would give for a shared value.
         Ok(scope
-            .get_value::<Dynamic>(variable)
-            .unwrap_or(Dynamic::UNIT))
+            .remove::<Dynamic>(variable)
+            .map_or(Dynamic::UNIT, Dynamic::flatten))
     }
 
     /// Compiles an expression (an `accept` or a `get` value) with the given

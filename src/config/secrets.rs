@@ -16,7 +16,7 @@
 //! megatron, the tests and the README say the same thing.
 
 use super::access::glob_matches;
-use super::read_checks::{one_line, read_secret_source};
+use super::read_checks::{read_secret_source, regex_error};
 use super::reader::{child, index, Reader};
 use super::secret_source::SecretSource;
 use serde::{Deserialize, Serialize};
@@ -279,10 +279,10 @@ pub(super) fn read_maintainer_secrets(
         let builders = patterns(reader, "builders");
         let branches = fields.get("branches").and_then(|b| {
             let pattern = reader.string(b, &fields.path_of("branches"))?;
-            if let Err(e) = regex::Regex::new(&pattern) {
+            if let Some(error) = regex_error(reader, &pattern) {
                 reader.value_problem(
                     &fields.path_of("branches"),
-                    format!("invalid regex \"{pattern}\": {}", one_line(&e.to_string())),
+                    format!("invalid regex \"{pattern}\": {error}"),
                 );
             }
             Some(pattern)
