@@ -136,6 +136,9 @@ fn main() {
     );
     let target = repos.join("r7");
     let mut latencies = Vec::new();
+    // Where each push's time went, from the build's own timestamps (ms):
+    // push sent → build queued, queued → claimed, claimed → checkout done.
+    let mut segments: Vec<[u64; 3]> = Vec::new();
     for round in 0..10 {
         let sha = commit(&target, "change", &round.to_string());
         let body = json!({
@@ -153,6 +156,10 @@ fn main() {
             .map(|b| format!("{b:02x}"))
             .collect();
         let started = Instant::now();
+        let sent_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let response = agent
             .post(&format!("{url}/api/v1/hooks/push"))
             .header("x-github-event", "push")
@@ -170,6 +177,14 @@ fn main() {
             );
             let build = &builds["builds"][0];
             if build["revision"] == sha.as_str() && !build["steps"][1]["started"].is_null() {
+                let at = |v: &Value| v.as_u64().unwrap_or(0);
+                let (queued, claimed) = (at(&build["created"]), at(&build["started"]));
+                let checked_out = at(&build["steps"][0]["finished"]);
+                segments.push([
+                    queued.saturating_sub(sent_ms),
+                    claimed.saturating_sub(queued),
+                    checked_out.saturating_sub(claimed),
+                ]);
                 break;
             }
             assert!(
@@ -191,5 +206,16 @@ fn main() {
         "  push webhook -> first step started, 10 pushes: median {:.0} ms, max {:.0} ms",
         latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
         latencies[latencies.len() - 1].as_secs_f64() * 1000.0
+    );
+    let median_of = |i: usize| {
+        let mut values: Vec<u64> = segments.iter().map(|s| s[i]).collect();
+        values.sort();
+        values[values.len() / 2]
+    };
+    println!(
+        "    of which (medians): push sent -> build queued {} ms (fetch, evaluate, queue), queued -> claimed {} ms, claimed -> checkout done {} ms",
+        median_of(0),
+        median_of(1),
+        median_of(2)
     );
 }
