@@ -120,6 +120,12 @@ pub struct Job {
     /// straight to it without `POST .../steps/0/start`.
     #[serde(default)]
     pub first_step_started: bool,
+    /// The megatron takes folded reports: a step's finish carrying the rest
+    /// of its log, the checkout's revisions, the next step's start or the
+    /// build's end ([`StepFinish`]). A megatron from before them leaves this
+    /// false, and the worker then sends each as a call of its own.
+    #[serde(default)]
+    pub folded_reports: bool,
 }
 
 /// One secret handed to the claiming worker.

@@ -102,6 +102,7 @@ impl State {
                     secrets: secrets.secrets,
                     withheld: secrets.withheld,
                     first_step_started: build.steps.first().is_some_and(|s| s.started.is_some()),
+                    folded_reports: true,
                 }
             })),
             Err(e) => {

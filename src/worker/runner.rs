@@ -16,8 +16,8 @@ use super::spool::Spool;
 use super::upload;
 use super::workspace::{StepError, Workspace};
 use crate::protocol::{
-    BuildEnd, BuildResult, Job, LogTail, StepFinish, StepKind, StepStart, CHECKOUT_STEP, GET_STEP,
-    UPLOAD_STEP,
+    BuildEnd, BuildResult, Job, LogTail, RevisionsReport, StepFinish, StepKind, StepStart,
+    CHECKOUT_STEP, GET_STEP, UPLOAD_STEP,
 };
 use base64::Engine as _;
 use std::collections::BTreeMap;
@@ -38,11 +38,16 @@ impl StepLog {
         self.stream.push(&out);
     }
 
-    /// Ends the log; a small rest comes back to go with the step's finish.
-    fn close(self) -> Result<Option<Tail>, CallError> {
+    /// Ends the log; with `keep_tail`, a small rest comes back to go with
+    /// the step's finish.
+    fn close(self, keep_tail: bool) -> Result<Option<Tail>, CallError> {
         let rest = crate::sync::lock(&self.masker).finish();
         self.stream.push(&rest);
-        self.stream.close_with_tail()
+        if keep_tail {
+            self.stream.close_with_tail()
+        } else {
+            self.stream.close().map(|()| None)
+        }
     }
 }
 
@@ -142,6 +147,12 @@ impl JobRunner<'_> {
             } else {
                 self.next_step(&layout, n + 1, halted, checked_out)
             };
+            if !self.job.folded_reports {
+                // A megatron from before the folds: every report its own call.
+                self.finish_step(n, name, &outcome, None, None)?;
+                announced = false;
+                continue;
+            }
             let end = current.is_none().then(|| BuildEnd {
                 result,
                 reason: reason.clone(),
@@ -230,7 +241,7 @@ impl JobRunner<'_> {
         };
         let outcome = body(&stream);
         let tail = stream
-            .close()
+            .close(self.job.folded_reports)
             .map_err(|e| self.abort(e, &format!("sending the log of step {n} ({name})")))?;
         *crate::sync::lock(&self.tail) = tail;
         if self.control.lease_lost.load(Ordering::SeqCst) {
@@ -253,12 +264,19 @@ impl JobRunner<'_> {
         next: Option<usize>,
         build: Option<BuildEnd>,
     ) -> Result<(), Abort> {
+        let give_up = || self.control.give_up();
+        let mut revisions = crate::sync::lock(&self.resolved).take();
+        if !self.job.folded_reports {
+            if let Some(revisions) = revisions.take() {
+                self.report_revisions(revisions)?;
+            }
+        }
         let finish = StepFinish {
             lease: self.job.lease.clone(),
             result: outcome.result,
             exit_code: outcome.exit_code,
             reason: outcome.reason.clone(),
-            revisions: crate::sync::lock(&self.resolved).take(),
+            revisions,
             log: crate::sync::lock(&self.tail).take().map(|tail| LogTail {
                 offset: tail.offset,
                 base64: base64::engine::general_purpose::STANDARD.encode(tail.bytes),
@@ -266,7 +284,6 @@ impl JobRunner<'_> {
             next: next.map(|n| n as u32),
             build,
         };
-        let give_up = || self.control.give_up();
         self.client
             .post_json(&self.path(&format!("steps/{n}/finish")), &finish, &give_up)
             .map_err(|e| self.abort(e, &format!("finishing step {n} ({name})")))?;
@@ -313,6 +330,18 @@ impl JobRunner<'_> {
             *crate::sync::lock(&self.resolved) = Some(checkout.revisions);
         }
         ended(checkout.result, &mut line)
+    }
+
+    /// `POST .../revisions`, for a megatron that takes no folded reports.
+    fn report_revisions(&self, revisions: BTreeMap<String, String>) -> Result<(), Abort> {
+        let report = RevisionsReport {
+            lease: self.job.lease.clone(),
+            revisions,
+        };
+        self.client
+            .post_json(&self.path("revisions"), &report, &|| self.control.give_up())
+            .map_err(|e| self.abort(e, "reporting the revisions"))?;
+        Ok(())
     }
 
     /// The `get` step: other builds' results beside the build folder.

@@ -71,6 +71,7 @@ fn job(build: u64, repo_dir: &Path, revision: &str, steps: Vec<Step>) -> Job {
         secrets: vec![],
         withheld: vec![],
         first_step_started: true,
+        folded_reports: true,
     }
 }
 

@@ -170,7 +170,7 @@ fn kill_9_while_a_log_streams_loses_no_acknowledged_line() {
         "chatty",
         r#"constructicon = #{
     builders: #{ chatty: #{
-        commands: ["i=1; while [ $i -le 4000 ]; do echo line $i; i=$((i+1)); [ $((i % 100)) -eq 0 ] && sleep 0.1; done; true"],
+        commands: ["i=1; while [ $i -le 4000 ]; do echo line $i; i=$((i+1)); [ $((i % 100)) -eq 0 ] && sleep 0.2; done; true"],
         schedulers: ["force"],
     } },
     schedulers: #{ force: #{ type: "force" } },
@@ -198,7 +198,8 @@ fn kill_9_while_a_log_streams_loses_no_acknowledged_line() {
         acknowledged = log;
         if round == 1 {
             // Once, the megatron stays away for a few seconds while the
-            // step goes on printing.
+            // step goes on printing (it prints for 8 s, so it still runs
+            // when the megatron is back, however slow the restart).
             megatron.kill9();
             std::thread::sleep(Duration::from_secs(3));
         }

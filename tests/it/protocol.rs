@@ -56,6 +56,7 @@ fn a_build_reported_in_folded_calls_ends_as_its_last_step_says() {
     let job = worker.claim();
     assert_eq!(job["build"], id);
     assert_eq!(job["first_step_started"], true, "{job}");
+    assert_eq!(job["folded_reports"], true, "{job}");
     let lease = job["lease"].as_str().expect("lease").to_string();
     let build = megatron.build(id);
     assert!(build["steps"][0]["started"].is_u64(), "{build}");

@@ -124,6 +124,7 @@ fn a_failing_step_halts_the_build() {
     // it started.
     let mut unknown = job(4, repo_dir.path(), "nope", vec![step("command 1", "true")]);
     unknown.first_step_started = false;
+    unknown.folded_reports = false;
     megatron.state().jobs.push_back(unknown);
     let _worker = RunningWorker::start(&megatron);
     megatron.wait_for_end(4);
@@ -171,4 +172,53 @@ fn a_cancel_kills_the_running_step_and_reports_cancelled() {
     // Neither the next step nor the upload runs after a cancel.
     assert!(!megatron.started(5, 2));
     assert!(!megatron.started(5, 3));
+}
+
+#[test]
+fn a_megatron_from_before_the_folds_gets_every_report_as_a_call_of_its_own() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let commit = upstream(repo_dir.path());
+    let megatron = FakeMegatron::start();
+    let mut old = job(
+        21,
+        repo_dir.path(),
+        &commit,
+        vec![step("command 1", "echo one")],
+    );
+    old.first_step_started = false;
+    old.folded_reports = false;
+    megatron.state().jobs.push_back(old);
+    let _worker = RunningWorker::start(&megatron);
+    megatron.wait_for_end(21);
+    assert_eq!(
+        megatron.reports(),
+        [
+            "builds/21/steps/0/start",
+            "builds/21/revisions",
+            "builds/21/steps/0/finish",
+            "builds/21/steps/1/start",
+            "builds/21/steps/1/finish",
+            "builds/21/finish",
+        ]
+    );
+    for n in 0..2 {
+        let finish = megatron
+            .find(&format!("builds/21/steps/{n}/finish"))
+            .unwrap()
+            .json();
+        for folded in ["next", "build", "log", "revisions"] {
+            assert!(finish.get(folded).is_none(), "{finish}");
+        }
+    }
+    // The output went in log calls.
+    assert_eq!(megatron.log(21, 1), "one\n");
+    assert!(megatron
+        .state()
+        .requests
+        .iter()
+        .any(|r| r.path.starts_with("builds/21/steps/1/log?")));
+    assert_eq!(
+        megatron.build_end(21).unwrap(),
+        serde_json::json!({"lease": "lease/1 x", "result": "success", "reason": null})
+    );
 }
