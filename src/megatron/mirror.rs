@@ -4,7 +4,7 @@
 //! object store, never a work tree, so a symlink in the repo cannot lead the
 //! sandbox anywhere). Blocking: callers run these on blocking threads.
 
-use crate::config::{MemoryLoader, CONSTRUCTICON_FILE};
+use crate::config::CONSTRUCTICON_FILE;
 use crate::git_auth::use_git_credentials;
 use anyhow::Context as _;
 use std::collections::{BTreeMap, HashMap};
@@ -138,15 +138,18 @@ pub(crate) fn branch_of(repo: &git2::Repository, branch: Option<&str>) -> anyhow
 pub(super) fn read_head(
     repo: &git2::Repository,
     branch: &str,
-) -> anyhow::Result<(String, Option<Vec<u8>>, MemoryLoader)> {
+) -> anyhow::Result<(String, Option<Vec<u8>>, TreeFiles)> {
     let commit = repo
         .revparse_single(&format!("refs/heads/{branch}"))
         .and_then(|object| object.peel_to_commit())
         .with_context(|| format!("branch {branch} not found"))?;
     let files = tree_files(repo, &commit)?;
     let script = files.get(CONSTRUCTICON_FILE).cloned();
-    Ok((commit.id().to_string(), script, MemoryLoader::new(files)))
+    Ok((commit.id().to_string(), script, files))
 }
+
+/// A commit's `.rhai` files by path.
+pub(crate) type TreeFiles = HashMap<String, Vec<u8>>;
 
 /// The `.rhai` files of a commit's tree (the config and what it may
 /// import), by path, within the tree limits.

@@ -204,7 +204,13 @@ impl State {
             graph_version: graph.version,
             system_version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        request.revision = Some(request.revision.unwrap_or_else(|| graph.commit.clone()));
+        // The repo's head as last fetched: the graph's own commit, or a
+        // later one whose `.rhai` files are the same.
+        let head = crate::sync::read(&self.repos)
+            .get(&repo_name)
+            .and_then(|r| r.record.commit.clone())
+            .unwrap_or_else(|| graph.commit.clone());
+        request.revision = Some(request.revision.unwrap_or(head));
         self.queue_build(&repo_name, spec, provenance, request, None)
     }
 

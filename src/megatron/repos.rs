@@ -6,7 +6,7 @@
 //! errors on the repo; other repos are untouched.
 
 use super::error::{Error, Result};
-use super::mirror::{branch_heads, branch_of, mirror, read_head};
+use super::mirror::{branch_heads, branch_of, mirror, read_head, tree_files};
 use super::state::{RepoState, State};
 use crate::config::{
     self, evaluate_repo, Cybertron, Evaluation, Graph, MemoryLoader, RepoInput, CONSTRUCTICON_FILE,
@@ -14,6 +14,7 @@ use crate::config::{
 use crate::model::repo_name_from_url;
 use crate::store::{now_ms, GraphRecord, RepoError, RepoRecord};
 use crate::sync::{lock, read, write};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,11 +161,16 @@ impl State {
         fetched: anyhow::Result<git2::Repository>,
     ) -> Result<RepoState> {
         let dir = self.repo_dir(&record.name);
+        let serving = read(&self.repos).get(&record.name).cloned();
         let fetched = fetched.and_then(|repo| {
             let branch = branch_of(&repo, record.branch.as_deref())?;
-            read_head(&repo, &branch)
+            let (commit, script, files) = read_head(&repo, &branch)?;
+            let same = serving
+                .as_ref()
+                .is_some_and(|s| same_config_files(&repo, s, &commit, &files));
+            Ok((commit, script, files, same))
         });
-        let (commit, script, loader) = match fetched {
+        let (commit, script, files, same_files) = match fetched {
             Ok(head) => head,
             Err(e) if is_new => {
                 if !read(&self.repos).contains_key(&record.name) {
@@ -198,6 +204,30 @@ impl State {
                 return Ok(current.clone());
             }
         }
+        // A new commit whose `.rhai` files are those the serving graph was
+        // evaluated from gives that graph again: the repo moves to the
+        // commit, with no evaluation and no new graph version (builds of it
+        // name the graph's commit as their config commit, whose files are
+        // the same).
+        let same_graph = serving.as_ref().filter(|current| {
+            same_files
+                && current.record.branch == record.branch
+                && current
+                    .graph
+                    .as_ref()
+                    .is_some_and(|g| g.cybertron_hash == read(&self.cybertron).hash)
+        });
+        if let Some(current) = same_graph {
+            if current.record.commit.as_deref() == Some(commit.as_str()) {
+                return Ok(current.clone());
+            }
+            record.commit = Some(commit);
+            record.graph_version = current.record.graph_version;
+            record.error = None;
+            record.warnings = current.record.warnings.clone();
+            return self.save_repo(record, None);
+        }
+        let loader = MemoryLoader::new(files);
         let Some(script) = script else {
             record.error = Some(RepoError {
                 commit: Some(commit.clone()),
@@ -430,4 +460,26 @@ impl State {
         }
         Ok(names.len())
     }
+}
+
+/// Whether `serving` (a repo's state, its graph good and its branch the
+/// same) was evaluated from exactly these `.rhai` files under the cybertron
+/// serving now: the files of its graph's commit, read from the same mirror.
+fn same_config_files(
+    repo: &git2::Repository,
+    serving: &RepoState,
+    commit: &str,
+    files: &HashMap<String, Vec<u8>>,
+) -> bool {
+    let Some(graph) = &serving.graph else {
+        return false;
+    };
+    if serving.record.error.is_some() || graph.commit == commit {
+        return false;
+    }
+    git2::Oid::from_str(&graph.commit)
+        .and_then(|id| repo.find_commit(id))
+        .ok()
+        .and_then(|old| tree_files(repo, &old).ok())
+        .is_some_and(|old| &old == files)
 }

@@ -81,3 +81,55 @@ fn sighup_reloads_too() {
         view["error"].is_null().then_some(())
     });
 }
+
+#[test]
+fn a_commit_that_leaves_the_rhai_files_alone_keeps_the_graph_version() {
+    let megatron = Megatron::start(r#"cybertron = #{ workers: #{ w1: #{} } };"#);
+    let repo = GitRepo::new(
+        "steady",
+        r#"import "lib/steps" as steps;
+constructicon = #{ builders: #{ b: #{ commands: steps::COMMANDS, schedulers: ["force"] } },
+    schedulers: #{ force: #{ type: "force" } } };"#,
+    );
+    repo.commit(
+        &[("lib/steps.rhai", r#"export const COMMANDS = ["true"];"#)],
+        "lib",
+    );
+    let first = megatron.add_repo(&repo.url());
+    let version = first["graph"]["version"].as_u64().expect("version");
+    let config_commit = first["commit"].as_str().expect("commit").to_string();
+
+    // Code changes, the .rhai files do not: the repo moves to the commit,
+    // the graph stays, and builds name the commit it was evaluated from.
+    let code = repo.commit(&[("src/main.c", "int main() { return 0; }\n")], "code");
+    let (status, view) = megatron.post("/api/v1/repos/steady/refresh", &serde_json::json!({}));
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["commit"], code.as_str(), "{view}");
+    assert_eq!(view["graph"]["version"], version, "{view}");
+    assert!(view["error"].is_null(), "{view}");
+    let id = megatron.force("steady-b", serde_json::json!({}));
+    let build = megatron.build(id);
+    assert_eq!(build["revision"], code.as_str(), "{build}");
+    assert_eq!(build["provenance"]["graph_version"], version);
+    assert_eq!(build["provenance"]["config_commit"], config_commit.as_str());
+
+    // An imported file changes: a new evaluation and a new version.
+    let lib = repo.commit(
+        &[("lib/steps.rhai", r#"export const COMMANDS = ["echo two"];"#)],
+        "lib 2",
+    );
+    let (status, view) = megatron.post("/api/v1/repos/steady/refresh", &serde_json::json!({}));
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["commit"], lib.as_str(), "{view}");
+    assert!(
+        view["graph"]["version"]
+            .as_u64()
+            .is_some_and(|v| v > version),
+        "{view}"
+    );
+    let (_, builder) = megatron.get("/api/v1/builders/steady-b");
+    assert_eq!(
+        builder["spec"]["steps"][0]["command"], "echo two",
+        "{builder}"
+    );
+}
