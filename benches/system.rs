@@ -333,5 +333,8 @@ fn main() {
         lags[lags.len() / 2],
         lags[lags.len() - 1]
     );
+    println!(
+        "  targets: >= 270 builds/s; force -> complete median < 8 ms, none over 50 ms; megatron < 12 MB idle, < 16 MB after the 200; force --wait within 5 ms"
+    );
     drop(workers);
 }

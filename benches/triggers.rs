@@ -218,4 +218,5 @@ fn main() {
         median_of(1),
         median_of(2)
     );
+    println!("  target: push webhook -> first step < 10 ms");
 }
