@@ -165,9 +165,14 @@ impl State {
         let fetched = fetched.and_then(|repo| {
             let branch = branch_of(&repo, record.branch.as_deref())?;
             let (commit, script, files) = read_head(&repo, &branch)?;
-            let same = serving
-                .as_ref()
-                .is_some_and(|s| same_config_files(&repo, s, &commit, &files));
+            // A repo already moved to this commit needs no second look at
+            // its files (a poll finds most repos there).
+            let same = serving.as_ref().is_some_and(|s| {
+                s.record.error.is_none()
+                    && s.graph.is_some()
+                    && (s.record.commit.as_deref() == Some(commit.as_str())
+                        || same_config_files(&repo, s, &commit, &files))
+            });
             Ok((commit, script, files, same))
         });
         let (commit, script, files, same_files) = match fetched {
