@@ -6,7 +6,7 @@
 //! errors on the repo; other repos are untouched.
 
 use super::error::{Error, Result};
-use super::mirror::{branch_heads, branch_of, mirror, read_head, tree_files};
+use super::mirror::{branch_heads, branch_of, mirror, read_head, tree_files, TreeFiles};
 use super::state::{RepoState, State};
 use crate::config::{
     self, evaluate_repo, Cybertron, Evaluation, Graph, MemoryLoader, RepoInput, CONSTRUCTICON_FILE,
@@ -14,7 +14,6 @@ use crate::config::{
 use crate::model::repo_name_from_url;
 use crate::store::{now_ms, GraphRecord, RepoError, RepoRecord};
 use crate::sync::{lock, read, write};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -165,17 +164,9 @@ impl State {
         let fetched = fetched.and_then(|repo| {
             let branch = branch_of(&repo, record.branch.as_deref())?;
             let (commit, script, files) = read_head(&repo, &branch)?;
-            // A repo already moved to this commit needs no second look at
-            // its files (a poll finds most repos there).
-            let same = serving.as_ref().is_some_and(|s| {
-                s.record.error.is_none()
-                    && s.graph.is_some()
-                    && (s.record.commit.as_deref() == Some(commit.as_str())
-                        || same_config_files(&repo, s, &commit, &files))
-            });
-            Ok((commit, script, files, same))
+            Ok((commit, script, files, repo))
         });
-        let (commit, script, files, same_files) = match fetched {
+        let (commit, script, files, repo) = match fetched {
             Ok(head) => head,
             Err(e) if is_new => {
                 if !read(&self.repos).contains_key(&record.name) {
@@ -197,32 +188,24 @@ impl State {
                 return self.save_repo(record, None);
             }
         };
-        // The same commit under the same cybertron gives the same graph:
-        // nothing to evaluate, no new version (a force fetches first, and
-        // most fetches find nothing new).
-        if let Some(current) = read(&self.repos).get(&record.name) {
-            let unchanged = current.graph.as_ref().is_some_and(|g| {
-                g.commit == commit && g.cybertron_hash == read(&self.cybertron).hash
-            });
-            if unchanged && current.record.error.is_none() && current.record.branch == record.branch
-            {
-                return Ok(current.clone());
-            }
-        }
-        // A new commit whose `.rhai` files are those the serving graph was
-        // evaluated from gives that graph again: the repo moves to the
-        // commit, with no evaluation and no new graph version (builds of it
-        // name the graph's commit as their config commit, whose files are
-        // the same).
-        let same_graph = serving.as_ref().filter(|current| {
-            same_files
+        // The serving graph serves this commit too when it was evaluated,
+        // under the cybertron serving now, from the same `.rhai` files: from
+        // this very commit, from one the repo already moved to, or from one
+        // whose files are these. Then there is nothing to evaluate and no
+        // new version (a force fetches first, and most fetches find nothing
+        // new); a new commit moves the repo to it, and its builds name the
+        // graph's commit as their config commit, whose files are the same.
+        let keeps = serving.as_ref().filter(|current| {
+            current.record.error.is_none()
                 && current.record.branch == record.branch
-                && current
-                    .graph
-                    .as_ref()
-                    .is_some_and(|g| g.cybertron_hash == read(&self.cybertron).hash)
+                && current.graph.as_ref().is_some_and(|g| {
+                    g.cybertron_hash == read(&self.cybertron).hash
+                        && (g.commit == commit
+                            || current.record.commit.as_deref() == Some(commit.as_str())
+                            || same_config_files(&repo, &g.commit, &files))
+                })
         });
-        if let Some(current) = same_graph {
+        if let Some(current) = keeps {
             if current.record.commit.as_deref() == Some(commit.as_str()) {
                 return Ok(current.clone());
             }
@@ -232,6 +215,7 @@ impl State {
             record.warnings = current.record.warnings.clone();
             return self.save_repo(record, None);
         }
+        drop(repo);
         let loader = MemoryLoader::new(files);
         let Some(script) = script else {
             record.error = Some(RepoError {
@@ -467,22 +451,10 @@ impl State {
     }
 }
 
-/// Whether `serving` (a repo's state, its graph good and its branch the
-/// same) was evaluated from exactly these `.rhai` files under the cybertron
-/// serving now: the files of its graph's commit, read from the same mirror.
-fn same_config_files(
-    repo: &git2::Repository,
-    serving: &RepoState,
-    commit: &str,
-    files: &HashMap<String, Vec<u8>>,
-) -> bool {
-    let Some(graph) = &serving.graph else {
-        return false;
-    };
-    if serving.record.error.is_some() || graph.commit == commit {
-        return false;
-    }
-    git2::Oid::from_str(&graph.commit)
+/// Whether the `.rhai` files of commit `graph_commit` in `repo` are
+/// exactly `files`.
+fn same_config_files(repo: &git2::Repository, graph_commit: &str, files: &TreeFiles) -> bool {
+    git2::Oid::from_str(graph_commit)
         .and_then(|id| repo.find_commit(id))
         .ok()
         .and_then(|old| tree_files(repo, &old).ok())
