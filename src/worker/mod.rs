@@ -251,7 +251,6 @@ fn run_job(
         control: &control,
         warnings,
         resolved: Default::default(),
-        tail: Default::default(),
     };
     let ended = runner.steps();
     runner.wrap_up();

@@ -61,8 +61,6 @@ pub(super) struct JobRunner<'a> {
     pub(super) warnings: &'a WarningsCache,
     /// The commits the checkout resolved, until its end reports them.
     pub(super) resolved: Mutex<Option<BTreeMap<String, String>>>,
-    /// The end of the current step's output, until its finish carries it.
-    pub(super) tail: Mutex<Option<Tail>>,
 }
 
 /// How a job's steps ended.
@@ -101,7 +99,7 @@ impl JobRunner<'_> {
                 ));
             }
             let kind = layout[n];
-            let (name, outcome) = match kind {
+            let (name, (outcome, tail)) = match kind {
                 StepKind::Checkout => (
                     CHECKOUT_STEP,
                     self.step(n, CHECKOUT_STEP, announced, |log| self.checkout(log))?,
@@ -112,9 +110,9 @@ impl JobRunner<'_> {
                 ),
                 StepKind::Configured(i) => {
                     let step = &self.job.steps[i];
-                    let outcome =
+                    let ended =
                         self.step(n, &step.name, announced, |log| self.command(step, log))?;
-                    (step.name.as_str(), outcome)
+                    (step.name.as_str(), ended)
                 }
                 StepKind::Upload => (
                     UPLOAD_STEP,
@@ -149,7 +147,7 @@ impl JobRunner<'_> {
             };
             if !self.job.folded_reports {
                 // A megatron from before the folds: every report its own call.
-                self.finish_step(n, name, &outcome, None, None)?;
+                self.finish_step(n, name, &outcome, tail, None, None)?;
                 announced = false;
                 continue;
             }
@@ -160,7 +158,7 @@ impl JobRunner<'_> {
             if end.is_some() {
                 self.wrap_up();
             }
-            self.finish_step(n, name, &outcome, current, end)?;
+            self.finish_step(n, name, &outcome, tail, current, end)?;
             if current.is_none() {
                 return Ok(Ended::Reported(result));
             }
@@ -194,14 +192,15 @@ impl JobRunner<'_> {
     }
 
     /// Reports a step's start (unless the megatron already has it), and
-    /// streams its output while `body` runs it.
+    /// streams its output while `body` runs it; the end of the output that
+    /// goes with the step's finish, if the megatron takes it so.
     fn step(
         &self,
         n: usize,
         name: &str,
         announced: bool,
         body: impl FnOnce(&StepLog) -> StepOutcome,
-    ) -> Result<StepOutcome, Abort> {
+    ) -> Result<(StepOutcome, Option<Tail>), Abort> {
         let lease = self.job.lease.clone();
         let give_up = || self.control.give_up();
         if !announced {
@@ -243,7 +242,6 @@ impl JobRunner<'_> {
         let tail = stream
             .close(self.job.folded_reports)
             .map_err(|e| self.abort(e, &format!("sending the log of step {n} ({name})")))?;
-        *crate::sync::lock(&self.tail) = tail;
         if self.control.lease_lost.load(Ordering::SeqCst) {
             return Err(Abort::LeaseLost);
         }
@@ -251,7 +249,7 @@ impl JobRunner<'_> {
             return Err(Abort::Shutdown);
         }
         tracing::info!("step {n} ({name}): {}", outcome.result.as_str());
-        Ok(outcome)
+        Ok((outcome, tail))
     }
 
     /// `POST .../steps/{n}/finish`, with the checkout's revisions when it
@@ -261,6 +259,7 @@ impl JobRunner<'_> {
         n: usize,
         name: &str,
         outcome: &StepOutcome,
+        tail: Option<Tail>,
         next: Option<usize>,
         build: Option<BuildEnd>,
     ) -> Result<(), Abort> {
@@ -277,7 +276,7 @@ impl JobRunner<'_> {
             exit_code: outcome.exit_code,
             reason: outcome.reason.clone(),
             revisions,
-            log: crate::sync::lock(&self.tail).take().map(|tail| LogTail {
+            log: tail.map(|tail| LogTail {
                 offset: tail.offset,
                 base64: base64::engine::general_purpose::STANDARD.encode(tail.bytes),
             }),
@@ -332,16 +331,24 @@ impl JobRunner<'_> {
         ended(checkout.result, &mut line)
     }
 
-    /// `POST .../revisions`, for a megatron that takes no folded reports.
+    /// `POST .../revisions`, for a megatron that takes no folded reports. A
+    /// refusal does not fail the build, which has what it needs.
     fn report_revisions(&self, revisions: BTreeMap<String, String>) -> Result<(), Abort> {
         let report = RevisionsReport {
             lease: self.job.lease.clone(),
             revisions,
         };
-        self.client
+        match self
+            .client
             .post_json(&self.path("revisions"), &report, &|| self.control.give_up())
-            .map_err(|e| self.abort(e, "reporting the revisions"))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(error @ CallError::Rejected { .. }) => {
+                tracing::warn!("reporting the revisions: {error}");
+                Ok(())
+            }
+            Err(error) => Err(self.abort(error, "reporting the revisions")),
+        }
     }
 
     /// The `get` step: other builds' results beside the build folder.
