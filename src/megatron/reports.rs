@@ -83,6 +83,12 @@ impl State {
         }
         // Acknowledged means durable: the bytes are synced to their file,
         // and the length that says they count is flushed with the record.
+        self.progressed()
+    }
+
+    /// A running build's change made durable, and told to whoever follows
+    /// it.
+    fn progressed(&self) -> Result<()> {
         self.store.flush()?;
         self.build_changed.notify_waiters();
         self.announce();
@@ -211,12 +217,7 @@ impl State {
         })?;
         match ended {
             Some(build) => self.build_ended(&build),
-            None => {
-                self.store.flush()?;
-                self.build_changed.notify_waiters();
-                self.announce();
-                Ok(())
-            }
+            None => self.progressed(),
         }
     }
 
