@@ -17,15 +17,15 @@ impl Store {
     /// past that moves to its file, which is synced at each append.
     pub fn append_log(&self, build: u64, step: u32, at: u64, bytes: &[u8]) -> Result<u64> {
         if !self.log_files.exists(build, step) {
-            let held = self.inline_log(build, step)?;
+            let (keys, held) = self.inline_log(build, step)?;
             let at = at.min(held.len() as u64);
             if at as usize + bytes.len() <= INLINE_LOG {
                 let mut log = held;
                 log.truncate(at as usize);
                 log.extend_from_slice(bytes);
                 let mut batch = sled::Batch::default();
-                for key in self.logs.scan_prefix(log_prefix(build, step)).keys() {
-                    batch.remove(key?);
+                for key in keys {
+                    batch.remove(key);
                 }
                 batch.insert(log_key(build, step, 0), log);
                 self.logs.apply_batch(batch)?;
@@ -36,8 +36,8 @@ impl Store {
                 self.log_files
                     .append(build, step, 0, &held[..at as usize])?;
                 let written = self.log_files.append(build, step, at, bytes)?;
-                for key in self.logs.scan_prefix(log_prefix(build, step)).keys() {
-                    self.logs.remove(key?)?;
+                for key in keys {
+                    self.logs.remove(key)?;
                 }
                 return Ok(written);
             }
@@ -45,13 +45,17 @@ impl Store {
         Ok(self.log_files.append(build, step, at, bytes)?)
     }
 
-    /// What the `logs` tree holds of a step's log, in order.
-    fn inline_log(&self, build: u64, step: u32) -> Result<Vec<u8>> {
+    /// What the `logs` tree holds of a step's log, in order, and the keys
+    /// it is under.
+    fn inline_log(&self, build: u64, step: u32) -> Result<(Vec<sled::IVec>, Vec<u8>)> {
+        let mut keys = Vec::new();
         let mut log = Vec::new();
         for item in self.logs.scan_prefix(log_prefix(build, step)) {
-            log.extend_from_slice(&item?.1);
+            let (key, chunk) = item?;
+            keys.push(key);
+            log.extend_from_slice(&chunk);
         }
-        Ok(log)
+        Ok((keys, log))
     }
 
     /// A step's log from byte `offset` up to `end` (its acknowledged

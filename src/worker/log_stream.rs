@@ -212,11 +212,7 @@ impl LogStream {
     }
 
     fn end(mut self, keep_tail: bool) -> Result<Option<Tail>, CallError> {
-        {
-            let (lock, _) = &*self.shared;
-            lock.lock().unwrap_or_else(|p| p.into_inner()).keep_tail = keep_tail;
-        }
-        self.shut();
+        self.shut(keep_tail);
         match self.sender.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(CallError::GaveUp),
@@ -224,9 +220,13 @@ impl LogStream {
         }
     }
 
-    fn shut(&self) {
+    /// Closes the queue: the sender sends the rest (or, with `keep_tail`,
+    /// hands a small rest back) and ends.
+    fn shut(&self, keep_tail: bool) {
         let (lock, ready) = &*self.shared;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        queue.closed = true;
+        queue.keep_tail = keep_tail;
         ready.notify_one();
     }
 }
@@ -234,7 +234,7 @@ impl LogStream {
 impl Drop for LogStream {
     /// A stream dropped without `close` still ends its thread.
     fn drop(&mut self) {
-        self.shut();
+        self.shut(false);
     }
 }
 
