@@ -5,6 +5,21 @@ use super::*;
 use crate::config::{Builder, Graph};
 use std::collections::BTreeMap;
 
+/// Opens the store again in the same process. sled's background threads
+/// let go of the dropped instance's file lock a moment after the drop, so
+/// `Locked` is waited out (a new process, as after a restart, never sees it).
+fn reopen(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Err(Error::Locked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            opened => return opened.expect("reopen"),
+        }
+    }
+}
+
 fn builder(name: &str) -> Builder {
     Builder {
         name: name.into(),
@@ -132,7 +147,7 @@ fn everything_survives_reopening() {
         store.flush().expect("flush");
         build.id
     };
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     assert_eq!(store.build(id).expect("build").number, 1);
     assert_eq!(
         store.read_log(id, 1, 0, 11, 100).expect("log"),
@@ -220,7 +235,7 @@ fn a_small_log_stays_in_the_tree_until_it_outgrows_it() {
         assert!(!file.exists(), "a quiet step's log has no file");
         store.flush().expect("flush");
     }
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     assert_eq!(
         store.read_log(8, 0, 0, 16, 100).expect("log"),
         b"checked out\nok\n!"
